@@ -1,0 +1,70 @@
+"""The scripting API (gr.api): /train, /job_status, /stop, /predict.
+
+Everything that arrives here is untrusted: hyperparameters are validated by lab.hparams,
+files are decoded by lab.images, and each failure is a gr.Error with a plain message.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from lab import inference
+from lab.hparams import HParamsError, validate
+from lab.images import ImageError
+from lab.jobs import JobError
+from lab.runs import RunNotFound
+
+from components.services import Services
+
+
+def register_api(services: Services) -> None:
+    """Declare the API endpoints inside the current gr.Blocks."""
+
+    def owner_of(request: gr.Request | None) -> str:
+        return "api-" + (getattr(request, "session_hash", None) or "anonymous")
+
+    def train(hparams: dict, request: gr.Request = None) -> dict:
+        """Queue a training job. Keys are HParams field names; a missing key takes its default."""
+        try:
+            hp = validate(hparams if isinstance(hparams, dict) else {"": hparams})
+            job = services.jobs.submit(owner_of(request), hp)
+        except (HParamsError, JobError) as e:
+            raise gr.Error(str(e)) from None
+        snap = services.jobs.snapshot(job.job_id)
+        return {"job_id": job.job_id, "state": snap["state"], "position": snap["position"], "hparams": hp.to_dict()}
+
+    def job_status(job_id: str) -> dict:
+        """State (queued, running, done, stopped, failed), metrics so far, message and run_id."""
+        try:
+            return services.jobs.snapshot(job_id)
+        except JobError as e:
+            raise gr.Error(str(e)) from None
+
+    def stop(job_id: str) -> dict:
+        """Stop a queued or running job; a partial run is kept."""
+        try:
+            job = services.jobs.stop(job_id)
+        except JobError as e:
+            raise gr.Error(str(e)) from None
+        return {"job_id": job.job_id, "state": job.state, "message": job.message}
+
+    def predict(image: FileData, run_id: str = "", request: gr.Request = None) -> dict:
+        """Classify an image file with a run (an empty run_id means the latest run)."""
+        path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
+        if not path:
+            raise gr.Error("send an image file (gradio_client.handle_file(path))")
+        if not run_id:
+            latest = services.runs.latest(owner_of(request)) or services.runs.latest()
+            if latest is None:
+                raise gr.Error("no trained run yet: call /train first")
+            run_id = latest.run_id
+        try:
+            result = inference.predict(services.runs.load(run_id), path)
+        except (ImageError, RunNotFound) as e:
+            raise gr.Error(str(e)) from None
+        return {**result.as_dict(), "run_id": run_id}
+
+    for fn in (train, job_status, stop):
+        gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+    gr.api(predict, api_name="predict", concurrency_limit=None)

@@ -1,0 +1,1 @@
+"""Vision Lab's engine: data, training, jobs and runs. Never imports gradio (a test says so)."""

@@ -1,0 +1,204 @@
+"""Pick the Keras backend before Keras is imported, and spread training over local devices.
+
+TPU -> JAX (Colab's TPU runtime ships JAX, not TensorFlow); GPU or CPU -> TensorFlow.
+`configure()` must run before the first `import keras`; `runtime()` then reports what was
+found and owns the distribution (a tf.distribute strategy or a keras.distribution layout).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import importlib.util
+import os
+import shutil
+import sys
+import threading
+from dataclasses import dataclass, field
+
+BACKENDS = ("auto", "tensorflow", "jax")
+# Tests and CPU demos split the host into N logical devices to exercise the multi-device path.
+CPU_DEVICES_ENV = "VISION_LAB_CPU_DEVICES"
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the machine offers, gathered without importing a framework (tests make these up)."""
+
+    tpu: bool = False
+    gpu: bool = False
+    has_tensorflow: bool = True
+    has_jax: bool = False
+    why: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Choice:
+    backend: str
+    reason: str
+
+
+def gather_facts() -> Facts:
+    """Look for a TPU or GPU the cheap way: device files, environment, installed packages."""
+    why = []
+    tpu_env = [k for k in ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE") if os.environ.get(k)]
+    accel = glob.glob("/dev/accel*")
+    tpu = bool(tpu_env or accel)
+    if tpu:
+        why.append("TPU: " + ", ".join(tpu_env + accel[:2]))
+    gpu = os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+    if gpu:
+        why.append("GPU: NVIDIA driver present")
+    return Facts(
+        tpu=tpu,
+        gpu=gpu,
+        has_tensorflow=importlib.util.find_spec("tensorflow") is not None,
+        has_jax=importlib.util.find_spec("jax") is not None,
+        why=tuple(why),
+    )
+
+
+def choose(requested: str = "auto", facts: Facts | None = None) -> Choice:
+    """Decide the Keras backend. `requested` is "auto", "tensorflow" or "jax"."""
+    if requested not in BACKENDS:
+        raise ValueError(f"--backend must be one of {', '.join(BACKENDS)}, not {requested!r}")
+    facts = facts or gather_facts()
+    if requested != "auto":
+        missing = {"tensorflow": not facts.has_tensorflow, "jax": not facts.has_jax}[requested]
+        if missing:
+            raise RuntimeError(f"--backend {requested} was asked for but {requested} is not installed")
+        return Choice(requested, f"--backend {requested} was asked for")
+    if facts.tpu and facts.has_jax:
+        return Choice("jax", "a TPU was found, and JAX drives TPUs best")
+    if facts.has_tensorflow:
+        where = "a GPU" if facts.gpu else "no TPU or GPU, so the CPU"
+        return Choice("tensorflow", f"found {where}; TensorFlow is the default there")
+    if facts.has_jax:
+        return Choice("jax", "TensorFlow is not installed, JAX is")
+    raise RuntimeError("neither TensorFlow nor JAX is installed: pip install -r requirements.txt")
+
+
+def configure(requested: str = "auto", facts: Facts | None = None) -> Choice:
+    """Choose the backend and set KERAS_BACKEND. Call before anything imports keras."""
+    choice = choose(requested, facts)
+    if "keras" in sys.modules:
+        import keras
+
+        if keras.backend.backend() != choice.backend:
+            raise RuntimeError(
+                f"keras was imported with the {keras.backend.backend()} backend before the lab "
+                f"could choose {choice.backend}; restart the Python process (Colab: Runtime > Restart)"
+            )
+    os.environ["KERAS_BACKEND"] = choice.backend
+    global _CHOICE
+    _CHOICE = choice
+    return choice
+
+
+_CHOICE: Choice | None = None
+_RUNTIME: "Runtime | None" = None
+_LOCK = threading.Lock()
+
+
+@dataclass
+class Runtime:
+    """The devices training runs on, and how a model is spread over them."""
+
+    backend: str
+    device_kind: str
+    device_count: int
+    strategy: object = None  # tf.distribute.Strategy on TensorFlow, else None
+    reason: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> int:
+        return self.device_count if self.device_count > 1 else 1
+
+    def scope(self):
+        """Context in which models and optimizers are created (a strategy scope on TF)."""
+        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+
+    def summary(self) -> str:
+        devices = f"{self.device_count} × {self.device_kind}"
+        spread = f", data-parallel over {self.replicas} replicas" if self.replicas > 1 else ""
+        return f"{devices} · Keras {self.backend} backend{spread}"
+
+    def describe(self) -> dict:
+        return {
+            "backend": self.backend,
+            "device_kind": self.device_kind,
+            "device_count": self.device_count,
+            "replicas": self.replicas,
+            "reason": self.reason,
+            "notes": list(self.notes),
+        }
+
+
+def runtime() -> Runtime:
+    """Initialise devices once (process-wide hardware state) and return the Runtime."""
+    global _RUNTIME
+    with _LOCK:
+        if _RUNTIME is None:
+            if _CHOICE is None and "KERAS_BACKEND" not in os.environ:
+                configure("auto")
+            import keras
+
+            backend = keras.backend.backend()
+            reason = _CHOICE.reason if _CHOICE else f"KERAS_BACKEND={backend}"
+            _RUNTIME = _init_jax(reason) if backend == "jax" else _init_tensorflow(reason)
+        return _RUNTIME
+
+
+def _cpu_split() -> int:
+    try:
+        return max(1, int(os.environ.get(CPU_DEVICES_ENV, "1")))
+    except ValueError:
+        return 1
+
+
+def _init_tensorflow(reason: str) -> Runtime:
+    import tensorflow as tf
+
+    notes = []
+    gpus = tf.config.list_physical_devices("GPU")
+    for gpu in gpus:  # share the GPU politely with other processes (Colab notebooks)
+        with contextlib.suppress(RuntimeError):
+            tf.config.experimental.set_memory_growth(gpu, True)
+    if gpus:
+        names = [f"/gpu:{i}" for i in range(len(gpus))]
+        strategy = tf.distribute.MirroredStrategy(names) if len(gpus) > 1 else None
+        kind = tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+        return Runtime("tensorflow", kind, len(gpus), strategy, reason, notes)
+    n = _cpu_split()
+    if n > 1:
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        with contextlib.suppress(RuntimeError):  # already initialised: keep what exists
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * n)
+        logical = tf.config.list_logical_devices("CPU")
+        n = len(logical)
+        if n > 1:
+            notes.append(f"CPU split into {n} logical devices ({CPU_DEVICES_ENV})")
+            return Runtime("tensorflow", "CPU", n, tf.distribute.MirroredStrategy([d.name for d in logical]), reason, notes)
+    return Runtime("tensorflow", "CPU", 1, None, reason, notes)
+
+
+def _init_jax(reason: str) -> Runtime:
+    import jax
+    import keras
+
+    devices = jax.devices()
+    kind = devices[0].device_kind if devices else "CPU"
+    notes = []
+    if len(devices) > 1:
+        # One global layout: every batch is split across all local devices.
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        notes.append(f"keras.distribution.DataParallel over {len(devices)} devices")
+    return Runtime("jax", kind, len(devices), None, reason, notes)
+
+
+def reset_for_tests() -> None:
+    """Forget the cached runtime (tests that fake facts call this; devices stay initialised)."""
+    global _RUNTIME, _CHOICE
+    _RUNTIME = None
+    _CHOICE = None

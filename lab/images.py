@@ -1,0 +1,271 @@
+"""Reading student-supplied images safely and turning them into model input.
+
+Part of the engine: no gradio, no keras. `read_image` accepts whatever an
+upload, a sketchpad, or a test hands over and returns a plain RGB or L image,
+or raises `ImageError` with a message a student can act on. `prepare` turns
+that image into exactly the array a model was trained on.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+NOT_AN_IMAGE = "That file is not an image we can read (PNG, JPEG, GIF, WebP, BMP)."
+TRUNCATED = "That image file is incomplete (truncated) or damaged; try saving it again."
+
+# Below this ink contrast (out of 255) an image counts as blank: paper grain
+# and JPEG noise stay under it, a faint pencil line does not.
+MIN_INK_CONTRAST = 40
+# Ink pixels must also reach this fraction of the strongest ink, so shadows
+# and smudges far weaker than the strokes do not stretch the crop.
+MIN_INK_FRACTION = 0.15
+# The 8x8 training digits fill their box from top to bottom (every sample
+# uses all 8 rows), so the crop is padded by only this fraction per side.
+CONTENT_MARGIN = 0.0
+
+
+class ImageError(ValueError):
+    """An image could not be used; the message is meant for the student."""
+
+
+@dataclass(frozen=True)
+class ImageLook:
+    """How a dataset's images look, so any picture can be made to match."""
+
+    height: int
+    width: int
+    channels: int  # 1 (grayscale) or 3 (RGB)
+    light_on_dark: bool = False  # e.g. digits: light strokes on black
+    fit_to_content: bool = False  # crop to the drawn object, pad to square
+
+    def shape(self) -> tuple:
+        """The model input shape (height, width, channels)."""
+        return (self.height, self.width, self.channels)
+
+
+def to_model_range(x: np.ndarray) -> np.ndarray:
+    """Map uint8 pixels 0..255 to float32 0..1.
+
+    This is the single definition of the model's input range: training and
+    prediction both call it, so they cannot drift apart.
+    """
+    return np.asarray(x, dtype=np.float32) / np.float32(255.0)
+
+
+def read_image(source, *, max_bytes: int = 20_000_000, max_pixels: int = 40_000_000) -> Image.Image:
+    """Load an image from a path, bytes, file object, PIL image or array.
+
+    Returns a fully decoded PIL image in mode "RGB" or "L", upright (EXIF
+    orientation applied), transparency composited over white, first frame of
+    an animation. Raises ImageError for anything unreadable or too large.
+    """
+    if isinstance(source, np.ndarray):
+        return _from_array(source, max_pixels)
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns up to twice its own limit; we want a refusal.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            if isinstance(source, Image.Image):
+                _check_pixels(source.size, max_pixels)
+                source.load()  # a lazily opened image may still be truncated
+                image = source
+            else:
+                # Decoding from memory means no file handle outlives this call.
+                with Image.open(io.BytesIO(_read_bytes(source, max_bytes))) as im:
+                    _check_pixels(im.size, max_pixels)  # before the costly decode
+                    im.seek(0)
+                    im.load()
+                    image = im.copy()
+    except ImageError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"That image is too large; the limit is {max_pixels / 1e6:g} megapixels.") from None
+    except UnidentifiedImageError:
+        raise ImageError(NOT_AN_IMAGE) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error):
+        # Pillow reports broken or cut-off data through any of these.
+        raise ImageError(TRUNCATED) from None
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block should not cost the picture
+        pass
+    return _normalise_mode(image)
+
+
+def prepare(image: Image.Image, look: ImageLook) -> np.ndarray:
+    """Turn an image into model input: float32, shape look.shape(), 0..1.
+
+    Matches the training images' look: colour or gray, light-on-dark, and
+    (for datasets made that way) cropped to the object and area-averaged.
+    A blank image gives all zeros when fit_to_content is set.
+    """
+    image = _normalise_mode(image).convert("L" if look.channels == 1 else "RGB")
+    pixels = np.asarray(image, dtype=np.float32).reshape(image.height, image.width, -1)
+    gray = pixels.mean(axis=-1) if look.channels == 3 else pixels[..., 0]
+    if look.light_on_dark and np.median(_border(gray)) > 127.5:
+        pixels, gray = 255.0 - pixels, 255.0 - gray
+    if look.fit_to_content:
+        out = _fit_to_content(pixels, gray, look)
+    else:
+        u8 = np.rint(pixels).astype(np.uint8)
+        small = Image.fromarray(u8[..., 0] if look.channels == 1 else u8)
+        out = np.asarray(small.resize((look.width, look.height), Image.Resampling.LANCZOS))
+    return to_model_range(out.reshape(look.shape()))
+
+
+def enlarge(x: np.ndarray, size: int = 160) -> np.ndarray:
+    """Blow a model input up with hard pixel edges: the "model's-eye view".
+
+    Accepts float 0..1 (what `prepare` returns) or uint8, shape HxW, HxWx1
+    or HxWx3; returns uint8 HxW (gray) or HxWx3 with the longer side = size.
+    """
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        x = np.rint(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
+    if x.ndim == 3 and x.shape[-1] == 1:
+        x = x[..., 0]
+    h, w = x.shape[:2]
+    scale = size / max(h, w)
+    new = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(x).resize(new, Image.Resampling.NEAREST))
+
+
+# --- helpers ---------------------------------------------------------------
+
+
+def _read_bytes(source, max_bytes: int) -> bytes:
+    too_big = f"That file is too large (over {max_bytes / 1e6:g} MB)."
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError("We could not find that image file.")
+        if path.stat().st_size > max_bytes:
+            raise ImageError(too_big)
+        with path.open("rb") as f:
+            data = f.read(max_bytes + 1)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        data = source.read(max_bytes + 1)  # never slurp more than the limit
+        if not isinstance(data, (bytes, bytearray)):
+            raise ImageError(NOT_AN_IMAGE)
+    else:
+        raise ImageError(NOT_AN_IMAGE)
+    if len(data) > max_bytes:
+        raise ImageError(too_big)
+    if not data:
+        raise ImageError("That file is empty.")
+    return bytes(data)
+
+
+def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
+    w, h = size
+    if w * h > max_pixels:
+        raise ImageError(
+            f"That image is too large ({w}x{h} pixels); the limit is {max_pixels / 1e6:g} megapixels."
+        )
+    if w < 1 or h < 1:
+        raise ImageError("That image is empty (0 pixels).")
+
+
+def _from_array(a: np.ndarray, max_pixels: int) -> Image.Image:
+    if a.ndim == 3 and a.shape[-1] == 1:
+        a = a[..., 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[-1] in (3, 4))):
+        raise ImageError(f"That array is not an image (shape {a.shape}).")
+    _check_pixels((a.shape[1], a.shape[0]), max_pixels)
+    if a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif np.issubdtype(a.dtype, np.floating):
+        a = np.nan_to_num(a.astype(np.float64))
+        # Floats are 0..1 by convention, but 0..255 floats are common too.
+        a = a * 255.0 if a.max(initial=0.0) <= 1.0 else a
+        a = np.clip(np.rint(a), 0, 255).astype(np.uint8)
+    elif a.dtype != np.uint8:
+        a = _stretch_to_uint8(a)
+    return _normalise_mode(Image.fromarray(np.ascontiguousarray(a)))
+
+
+def _stretch_to_uint8(a: np.ndarray) -> np.ndarray:
+    # High-bit-depth pixels mean nothing in absolute terms (a 12-bit camera
+    # and a 16-bit scanner differ), so the image's own range is used.
+    a = a.astype(np.float64)
+    lo, hi = float(a.min()), float(a.max())
+    if hi <= lo:
+        return np.full(a.shape, 255 if lo > 0 else 0, dtype=np.uint8)
+    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+
+
+def _normalise_mode(im: Image.Image) -> Image.Image:
+    if im.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        return Image.fromarray(_stretch_to_uint8(np.asarray(im)))
+    has_alpha = im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info
+    if has_alpha:
+        # Sketchpads draw black strokes on a transparent canvas: over white
+        # they read as ink on paper, which is what a student means.
+        gray = im.mode in ("LA", "La", "L", "1")
+        rgba = im.convert("RGBA")
+        flat = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        return flat.convert("L" if gray else "RGB")
+    if im.mode in ("RGB", "L"):
+        return im
+    return im.convert("L" if im.mode == "1" else "RGB")
+
+
+def _border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+
+
+def _otsu(values: np.ndarray) -> float:
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 256.0))
+    p = hist / max(hist.sum(), 1)
+    omega = np.cumsum(p)
+    mu = np.cumsum(p * edges[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
+    return float(edges[int(np.nanargmax(between))]) if np.isfinite(between).any() else 0.0
+
+
+def _fit_to_content(pixels: np.ndarray, gray: np.ndarray, look: ImageLook) -> np.ndarray:
+    # Work in "ink" units (distance from the paper), which makes the steps
+    # the same for light-on-dark and dark-on-light pictures.
+    paper = np.median(np.stack([_border(pixels[..., c]) for c in range(pixels.shape[-1])], -1), axis=0)
+    ink = np.abs(pixels - paper)
+    ink_gray = np.abs(gray - float(np.median(_border(gray))))
+    strongest = float(ink_gray.max())
+    if strongest < MIN_INK_CONTRAST:
+        return np.zeros(look.shape(), dtype=np.uint8)
+    mask = ink_gray > max(_otsu(ink_gray), MIN_INK_FRACTION * strongest)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    # Below-threshold pixels (paper grain, shadows) become exactly 0.
+    crop = np.where(mask[..., None], ink, 0.0)[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+    h, w = crop.shape[:2]
+    aspect = look.width / look.height
+    out_h = max(1, round(max(h, w / aspect) * (1 + 2 * CONTENT_MARGIN)))
+    out_w = max(1, round(out_h * aspect))
+    canvas = np.zeros((out_h, out_w, crop.shape[2]), dtype=np.float32)
+    y0, x0 = (out_h - h) // 2, (out_w - w) // 2
+    canvas[y0 : y0 + h, x0 : x0 + w] = crop
+
+    # BOX = area averaging, the way the 8x8 digits were made from 32x32 bitmaps.
+    small = np.stack(
+        [np.asarray(Image.fromarray(canvas[..., c]).resize((look.width, look.height), Image.Resampling.BOX))
+         for c in range(canvas.shape[2])],
+        axis=-1,
+    )
+    peak = float(small.max())
+    if peak <= 0:
+        return np.zeros(look.shape(), dtype=np.uint8)
+    out = np.clip(np.rint(small * (255.0 / peak)), 0, 255)
+    if not look.light_on_dark and np.median(_border(gray)) > 127.5:
+        out = 255.0 - out  # back to dark ink on light paper
+    return out.astype(np.uint8)

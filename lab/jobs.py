@@ -1,0 +1,191 @@
+"""JobManager: the single owner of the accelerator.
+
+One worker thread trains one job at a time; jobs queue first-come-first-served with at most
+one queued or running job per student, so nobody can hog the class's accelerator. Watchers
+read snapshots without taking the training thread's time.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+
+from lab.hparams import HParams
+from lab.training import DIVERGED, TrainingError, TrainingLog
+
+log = logging.getLogger(__name__)
+ACTIVE = ("queued", "running")
+
+
+class JobError(ValueError):
+    """A job request was refused; the message says why."""
+
+
+@dataclass
+class Job:
+    job_id: str
+    owner: str
+    hparams: HParams
+    state: str = "queued"  # queued, running, done, stopped, failed
+    message: str = "waiting for the accelerator"
+    run_id: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    log: TrainingLog = field(default_factory=TrainingLog)
+
+
+class JobManager:
+    """Queue, run, stop and report training jobs.
+
+    Args:
+        runs: the RunStore that finished jobs are saved into.
+        runtime: a zero-argument callable returning the lab.backend.Runtime (called in the worker,
+            so the app starts before the accelerator is initialised).
+        train: the training function (lab.training.fit); tests pass a fake.
+    """
+
+    def __init__(self, runs, runtime, train=None, keep_finished: int = 500):
+        self.runs = runs
+        self._runtime = runtime
+        self._train = train
+        self._jobs: dict[str, Job] = {}
+        self._queue: deque[str] = deque()
+        self._cv = threading.Condition()
+        self._keep = keep_finished
+        self._worker = threading.Thread(target=self._work, name="vision-lab-trainer", daemon=True)
+        self._worker.start()
+
+    # -- requests ---------------------------------------------------------
+    def submit(self, owner: str, hparams: HParams) -> Job:
+        """Queue a job for `owner`; refuse while that owner has one queued or running."""
+        with self._cv:
+            for job in self._jobs.values():
+                if job.owner == owner and job.state in ACTIVE:
+                    raise JobError(f"you already have a job {job.state} ({job.job_id}); stop it or wait for it to finish")
+            job = Job(secrets.token_urlsafe(9), owner, hparams)
+            self._jobs[job.job_id] = job
+            self._queue.append(job.job_id)
+            self._forget_old()
+            self._cv.notify_all()
+        return job
+
+    def stop(self, job_id: str) -> Job:
+        """Stop a job: a queued one leaves the queue, a running one stops after its current step."""
+        with self._cv:
+            job = self.get(job_id)
+            if job.state == "queued":
+                self._queue.remove(job_id)
+                job.state, job.message, job.finished = "stopped", "stopped before it started", time.time()
+            elif job.state == "running":
+                job.log.stop.set()
+                job.message = "stopping…"
+        return job
+
+    def get(self, job_id: str) -> Job:
+        job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise JobError(f"no job called {job_id!r} (jobs are forgotten when the app restarts; runs are kept)")
+        return job
+
+    def latest_for(self, owner: str) -> Job | None:
+        with self._cv:
+            mine = [j for j in self._jobs.values() if j.owner == owner]
+        return max(mine, key=lambda j: j.created) if mine else None
+
+    def position(self, job_id: str) -> int:
+        """1-based place in the queue, 0 when not queued."""
+        with self._cv:
+            return self._queue.index(job_id) + 1 if job_id in self._queue else 0
+
+    def snapshot(self, job_id: str) -> dict:
+        """A copy of the job's state and metrics that the caller may keep and render."""
+        job = self.get(job_id)
+        return {
+            "job_id": job.job_id,
+            "state": job.state,
+            "message": job.message,
+            "run_id": job.run_id,
+            "position": self.position(job_id),
+            "queue_length": len(self._queue),
+            "progress": dict(job.log.progress),
+            "metrics": job.log.snapshot(),
+            "hparams": job.hparams.to_dict(),
+        }
+
+    def wait(self, job_id: str, timeout: float | None = None) -> Job:
+        """Block until the job has ended (tests and scripts)."""
+        deadline = None if timeout is None else time.time() + timeout
+        with self._cv:
+            while self.get(job_id).state in ACTIVE:
+                left = None if deadline is None else deadline - time.time()
+                if left is not None and left <= 0:
+                    break
+                self._cv.wait(left)
+        return self.get(job_id)
+
+    # -- the worker -------------------------------------------------------
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue:
+                    self._cv.wait()
+                job = self._jobs[self._queue.popleft()]
+                job.state, job.started, job.message = "running", time.time(), "starting"
+                self._cv.notify_all()
+            try:
+                self._run(job)
+            except Exception as e:  # a failed job must never take the worker down
+                log.error("job %s failed:\n%s", job.job_id, traceback.format_exc())
+                job.state, job.message = "failed", _plain(e)
+            with self._cv:
+                job.finished = time.time()
+                self._cv.notify_all()
+
+    def _run(self, job: Job) -> None:
+        from lab import training
+
+        train = self._train or training.fit
+        job.log.progress["phase"] = "starting the accelerator"
+        runtime = self._runtime()
+        job.log.progress["accelerator"] = runtime.summary()
+        result = train(job.hparams, runtime, job.log)
+        if not job.log.rows:
+            job.state = "failed" if result.diverged else "stopped"
+            job.message = DIVERGED if result.diverged else "stopped before the first measurement; nothing to keep"
+            return
+        state = "diverged" if result.diverged else "stopped" if result.stopped else "done"
+        job.log.progress["phase"] = "saving the run"
+        job.run_id = self.runs.save(
+            owner=job.owner, hparams=job.hparams, metrics=job.log.snapshot(), model=result.model,
+            class_names=result.class_names, look=_look(job.hparams), state=state,
+        )
+        if result.diverged:
+            job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as run {job.run_id}."
+        elif result.stopped:
+            job.state, job.message = "stopped", f"stopped; the partial run {job.run_id} was kept and can be tried"
+        else:
+            job.state, job.message = "done", f"finished; saved as run {job.run_id}"
+        job.log.progress["phase"] = job.state
+
+    def _forget_old(self) -> None:
+        ended = [j for j in self._jobs.values() if j.state not in ACTIVE]
+        for j in sorted(ended, key=lambda j: j.created)[: max(0, len(ended) - self._keep)]:
+            del self._jobs[j.job_id]
+
+
+def _look(hp: HParams):
+    from lab import datasets
+
+    return datasets.load(hp.dataset).look
+
+
+def _plain(e: Exception) -> str:
+    if isinstance(e, (TrainingError, JobError)):
+        return str(e)
+    return f"training failed: {type(e).__name__}: {e}"

@@ -1,0 +1,124 @@
+"""Vision Lab: train an image classifier with live charts, then try it on a webcam or a drawing.
+
+    python lab_app.py                      # http://127.0.0.1:7860 on the bundled digits
+    python lab_app.py --share              # a public link for a class
+
+From a notebook cell:
+
+    import lab_app; lab_app.launch(share=True)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of class
+
+from lab import backend  # noqa: E402  (must run before anything imports keras)
+
+HERE = Path(__file__).resolve().parent
+TITLE = "Vision Lab"
+CSS = """
+#train-status { min-height: 2.5em; font-size: 1.05em; }
+#prediction-time { text-align: center; }
+"""
+
+
+def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
+    """The whole lab as a gr.Blocks (not launched).
+
+    Args:
+        runs_dir: where runs are saved (created if missing).
+        runtime: a lab.backend.Runtime; by default the devices are initialised here.
+    """
+    import gradio as gr
+
+    from components.api import register_api
+    from components.data_tab import create_data_tab, describe, wire_data_tab
+    from components.services import Services, browser_state
+    from components.train_tab import create_train_tab, reattach, wire_train_tab
+    from components.try_tab import create_try_tab, run_choices, wire_try_tab
+    from lab.jobs import JobManager
+    from lab.runs import RunStore
+
+    rt = runtime or backend.runtime()
+    runs = RunStore(runs_dir)
+    services = Services(jobs=JobManager(runs, lambda: rt), runs=runs, accelerator=rt.summary())
+
+    with gr.Blocks(title=TITLE) as demo:
+        session = browser_state()
+        gr.Markdown(f"# 🔬 {TITLE}\nTrain an image classifier, watch it learn, then try it on your own drawings and webcam.")
+        gr.Markdown(f"**Training on:** {services.accelerator} — _{rt.reason}_", elem_id="accelerator")
+        with gr.Tab("Train"):
+            train_tab = create_train_tab()
+        with gr.Tab("Try"):
+            try_tab = create_try_tab()
+        with gr.Tab("Data"):
+            data_tab = create_data_tab()
+        gr.Markdown("Charts: the blue line is the loss/accuracy on the training images, measured several times an "
+                    "epoch; orange dots are the held-out validation images, once an epoch. When orange stops improving "
+                    "while blue keeps going, the model has started to memorise (overfit).")
+
+        wire_train_tab(train_tab, services, session, try_tab.run_dropdown, lambda s: run_choices(services, s))
+        wire_try_tab(try_tab, services, session)
+        wire_data_tab(data_tab)
+        register_api(services)
+
+        def on_load(s):
+            s, *rest = reattach(services, s)
+            return (s, *rest, run_choices(services, s))
+
+        demo.load(on_load, session,
+                  [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,
+                   train_tab.seen, try_tab.run_dropdown], api_visibility="private")
+        demo.load(describe, data_tab.dataset, [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid],
+                  api_visibility="private")
+        demo.load(lambda m: train_tab_model_info(m), train_tab.control("model"), train_tab.model_info,
+                  api_visibility="private")
+    demo.queue(default_concurrency_limit=4)
+    return demo
+
+
+def train_tab_model_info(name: str) -> str:
+    from models import MODELS
+
+    return f"**{name}**: {MODELS[name].description}" if name in MODELS else ""
+
+
+def launch(share: bool = False, host: str | None = None, port: int | None = None, runs_dir: str = "runs",
+           backend_name: str = "auto", **kwargs):
+    """Start the lab (also from a notebook cell: shows it inline and prints the share link)."""
+    import gradio as gr
+
+    choice = backend.configure(backend_name)
+    print(f"Vision Lab: Keras backend {choice.backend} ({choice.reason})", flush=True)
+    demo = build_app(runs_dir)
+    return demo.launch(share=share, server_name=host, server_port=port, theme=gr.themes.Soft(), css=CSS,
+                       show_error=True, **kwargs)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                   help="address to listen on (0.0.0.0 for a LAN or a Space)")
+    p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
+    p.add_argument("--share", action="store_true", help="create a public share link (needs internet)")
+    p.add_argument("--runs-dir", default="runs", help="where trained runs are kept (default ./runs)")
+    p.add_argument("--backend", default="auto", choices=backend.BACKENDS,
+                   help="Keras backend: auto picks JAX on a TPU, TensorFlow elsewhere")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    try:
+        launch(share=args.share, host=args.host, port=args.port, runs_dir=args.runs_dir, backend_name=args.backend)
+    except (RuntimeError, ValueError) as e:
+        sys.exit(f"Vision Lab could not start: {e}")
+
+
+if __name__ == "__main__":
+    main()
