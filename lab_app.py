@@ -62,10 +62,10 @@ def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
                     "epoch; orange dots are the held-out validation images, once an epoch. When orange stops improving "
                     "while blue keeps going, the model has started to memorise (overfit).")
 
+        register_api(services)  # first, so the public endpoints keep their plain names (/train, /stop)
         wire_train_tab(train_tab, services, session, try_tab.run_dropdown, lambda s: run_choices(services, s))
         wire_try_tab(try_tab, services, session)
         wire_data_tab(data_tab)
-        register_api(services)
 
         def on_load(s):
             s, *rest = reattach(services, s)

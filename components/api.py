@@ -26,8 +26,10 @@ def register_api(services: Services) -> None:
 
     def train(hparams: dict, request: gr.Request = None) -> dict:
         """Queue a training job. Keys are HParams field names; a missing key takes its default."""
+        if not isinstance(hparams, dict):
+            raise gr.Error('hparams must be an object of name: value, for example {"model": "small_cnn", "epochs": 5}')
         try:
-            hp = validate(hparams if isinstance(hparams, dict) else {"": hparams})
+            hp = validate(hparams)
             job = services.jobs.submit(owner_of(request), hp)
         except (HParamsError, JobError) as e:
             raise gr.Error(str(e)) from None
