@@ -1,0 +1,84 @@
+"""Shared fixtures: the engine on the TensorFlow backend in-process, and a launched app."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LaunchedApp:
+    """`python lab_app.py` in a subprocess, as a teacher would start it."""
+
+    def __init__(self, runs_dir: Path, extra_env: dict | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.runs_dir = runs_dir
+        self.log_path = runs_dir.parent / f"app-{self.port}.log"
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})}
+        self._log = open(self.log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "lab_app.py", "--port", str(self.port), "--runs-dir", str(runs_dir)],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"lab_app.py exited early:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(self.url, timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise TimeoutError(f"lab_app.py did not answer within {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()[-5000:]
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """One launched app shared by the app and browser tests (each test uses its own client/session)."""
+    base = tmp_path_factory.mktemp("app")
+    launched = LaunchedApp(base / "runs")
+    try:
+        launched.wait_ready()
+        yield launched
+    finally:
+        launched.close()
+
+
+@pytest.fixture(scope="session")
+def runtime():
+    """The in-process engine runtime (TensorFlow backend, one CPU device)."""
+    from lab import backend
+
+    return backend.runtime()
