@@ -1,0 +1,135 @@
+"""The launched app, used the way a script or a teacher's notebook would: through gradio_client."""
+
+import io
+import struct
+import time
+import zlib
+
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+from lab.datasets import SAMPLE_DATA
+
+pytestmark = pytest.mark.slow
+
+
+def wait_for(client, job_id, states=("done", "stopped", "failed"), timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        status = client.predict(job_id, api_name="/job_status")
+        if status["state"] in states:
+            return status
+        time.sleep(0.3)
+    raise TimeoutError(status)
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    return Client(app.url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def finished(client):
+    """A short default job trained to the end through the API."""
+    job = client.predict({"epochs": 6}, api_name="/train")
+    return job, wait_for(client, job["job_id"])
+
+
+def test_train_runs_to_the_end_with_metrics(finished):
+    job, status = finished
+    assert job["hparams"]["epochs"] == 6 and job["hparams"]["model"] == "mlp"  # missing keys took defaults
+    assert status["state"] == "done" and status["run_id"]
+    rows = status["metrics"]
+    assert {"epoch", "loss", "accuracy"} <= set(rows[0])
+    assert [r["epoch"] for r in rows if "val_accuracy" in r] == [1, 2, 3, 4, 5, 6]
+    assert rows[-1]["val_accuracy"] > 0.85 and rows[-1]["loss"] < rows[0]["loss"]
+
+
+def test_predict_reads_an_example_digit(client, finished):
+    _, status = finished
+    out = client.predict(handle_file(str(SAMPLE_DATA / "examples" / "digit_3.png")), status["run_id"], api_name="/predict")
+    assert out["label"] == "3" and out["run_id"] == status["run_id"]
+    assert set(out["confidences"]) == {str(i) for i in range(10)}
+    assert abs(sum(out["confidences"].values()) - 1) < 1e-3 and out["ms"] > 0
+    latest = client.predict(handle_file(str(SAMPLE_DATA / "examples" / "digit_3.png")), "", api_name="/predict")
+    assert latest["run_id"] == status["run_id"]  # empty run_id: this caller's latest run
+
+
+def test_stop_ends_a_long_job_quickly_and_keeps_the_partial_run(app):
+    client = Client(app.url, verbose=False)
+    job = client.predict({"epochs": 200, "model": "small_cnn"}, api_name="/train")
+    wait_for(client, job["job_id"], states=("running",))
+    deadline = time.time() + 60
+    while not client.predict(job["job_id"], api_name="/job_status")["metrics"] and time.time() < deadline:
+        time.sleep(0.2)
+    t = time.time()
+    client.predict(job["job_id"], api_name="/stop")
+    status = wait_for(client, job["job_id"], timeout=10)
+    assert time.time() - t < 2.5  # two seconds, plus a round trip on a loaded machine
+    assert status["state"] == "stopped" and status["run_id"]
+    assert status["metrics"][-1]["epoch"] < 200
+    out = client.predict(handle_file(str(SAMPLE_DATA / "examples" / "digit_7.png")), status["run_id"], api_name="/predict")
+    assert out["label"] in out["confidences"]
+
+
+@pytest.mark.parametrize(
+    "hparams, words",
+    [
+        ({"batch_size": 3.7}, "whole number"),
+        ({"batch_size": 10**9}, "between 1 and 1024"),
+        ({"learning_rate": -1}, "between"),
+        ({"model": "unknown-model"}, "must be one of"),
+        ({"epochs": "many"}, "number"),
+        ({"nonsense": 1}, "unknown setting"),
+    ],
+)
+def test_values_no_slider_allows_get_a_clear_error(client, hparams, words):
+    with pytest.raises(AppError, match=words):
+        client.predict(hparams, api_name="/train")
+
+
+def _png_claiming(width, height):
+    """A tiny PNG whose header claims a huge size (a decompression bomb)."""
+    raw = zlib.compress(b"\x00" * 64)
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + \
+        chunk(b"IDAT", raw) + chunk(b"IEND", b"")
+
+
+def test_bad_files_get_a_clear_error_and_the_app_keeps_serving(client, finished, tmp_path):
+    run_id = finished[1]["run_id"]
+    text = tmp_path / "homework.png"
+    text.write_text("not a picture")
+    buf = io.BytesIO()
+    Image.new("RGB", (300, 300), "white").save(buf, "JPEG")
+    truncated = tmp_path / "cut.jpg"
+    truncated.write_bytes(buf.getvalue()[:400])
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_claiming(60000, 60000))
+    for path, words in [(text, "not an image"), (truncated, "incomplete|truncated"), (bomb, "too large")]:
+        with pytest.raises(AppError, match=words):
+            client.predict(handle_file(str(path)), run_id, api_name="/predict")
+    ok = client.predict(handle_file(str(SAMPLE_DATA / "examples" / "digit_0.png")), run_id, api_name="/predict")
+    assert ok["label"] == "0"
+
+
+def test_unknown_ids_are_refused_plainly(client):
+    with pytest.raises(AppError, match="no job"):
+        client.predict("not-a-job", api_name="/job_status")
+    with pytest.raises(AppError, match="no job"):
+        client.predict("not-a-job", api_name="/stop")
+    with pytest.raises(AppError, match="no run"):
+        client.predict(handle_file(str(SAMPLE_DATA / "examples" / "digit_0.png")), "../../etc", api_name="/predict")
+
+
+def test_one_active_job_per_caller(app):
+    client = Client(app.url, verbose=False)
+    first = client.predict({"epochs": 200}, api_name="/train")
+    try:
+        with pytest.raises(AppError, match="already have a job"):
+            client.predict({"epochs": 1}, api_name="/train")
+    finally:
+        client.predict(first["job_id"], api_name="/stop")
+        wait_for(client, first["job_id"])

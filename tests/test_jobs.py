@@ -1,0 +1,148 @@
+"""JobManager: one worker, fair queue, stop, snapshots, failures that never kill the worker."""
+
+import threading
+import time
+
+import pytest
+
+from lab.hparams import validate
+from lab.jobs import JobError, JobManager
+from lab.training import FitResult, TrainingError
+
+
+class FakeRuns:
+    def __init__(self):
+        self.saved = []
+
+    def save(self, **kw):
+        self.saved.append(kw)
+        return f"run{len(self.saved)}"
+
+
+class FakeRuntime:
+    replicas = 1
+
+    def summary(self):
+        return "1 × fake"
+
+
+def fake_train(rows=5, delay=0.02, fail=None, diverge_after=None):
+    """A stand-in for lab.training.fit that writes rows like the real callback."""
+    started = threading.Event()
+
+    def train(hp, runtime, log):
+        started.set()
+        if fail:
+            raise fail
+        for i in range(rows):
+            if log.stop.is_set():
+                break
+            if diverge_after is not None and i >= diverge_after:
+                log.diverged = True
+                break
+            log.rows.append({"step": i + 1, "epoch": (i + 1) / rows, "loss": 1.0 / (i + 1), "accuracy": i / rows})
+            time.sleep(delay)
+        return FitResult(model=object(), stopped=log.stop.is_set(), diverged=log.diverged, class_names=("a", "b"))
+
+    train.started = started
+    return train
+
+
+def manager(train, runs=None):
+    jm = JobManager(runs or FakeRuns(), FakeRuntime, train=train)
+    return jm
+
+
+@pytest.fixture(autouse=True)
+def no_dataset_lookup(monkeypatch):
+    from lab import jobs
+
+    monkeypatch.setattr(jobs, "_look", lambda hp: "look")
+
+
+def test_a_job_runs_to_done_and_is_saved():
+    runs = FakeRuns()
+    jm = manager(fake_train(), runs)
+    job = jm.submit("alice", validate())
+    assert jm.wait(job.job_id, 10).state == "done"
+    snap = jm.snapshot(job.job_id)
+    assert snap["run_id"] == "run1" and len(snap["metrics"]) == 5 and "run1" in snap["message"]
+    assert runs.saved[0]["owner"] == "alice" and runs.saved[0]["state"] == "done"
+
+
+def test_one_active_job_per_student_and_queue_places():
+    jm = manager(fake_train(rows=50, delay=0.05))
+    a = jm.submit("alice", validate())
+    b = jm.submit("bob", validate())
+    c = jm.submit("carol", validate())
+    with pytest.raises(JobError, match="already have a job"):
+        jm.submit("alice", validate())
+    deadline = time.time() + 5
+    while jm.get(a.job_id).state != "running" and time.time() < deadline:
+        time.sleep(0.01)
+    assert (jm.position(b.job_id), jm.position(c.job_id)) == (1, 2)
+    assert jm.snapshot(c.job_id)["state"] == "queued"
+    for j in (a, b, c):
+        jm.stop(j.job_id)
+    assert jm.wait(a.job_id, 5).state == "stopped"
+
+
+def test_stopping_a_queued_job_removes_it_and_frees_the_student():
+    jm = manager(fake_train(rows=100, delay=0.05))
+    first = jm.submit("alice", validate())
+    queued = jm.submit("bob", validate())
+    assert jm.stop(queued.job_id).state == "stopped" and jm.position(queued.job_id) == 0
+    jm.submit("bob", validate())  # allowed again
+    jm.stop(first.job_id)
+
+
+def test_stop_keeps_the_partial_run():
+    runs = FakeRuns()
+    train = fake_train(rows=1000, delay=0.01)
+    jm = manager(train, runs)
+    job = jm.submit("alice", validate())
+    while not jm.get(job.job_id).log.rows:
+        time.sleep(0.01)
+    t = time.time()
+    jm.stop(job.job_id)
+    done = jm.wait(job.job_id, 5)
+    assert time.time() - t < 2
+    assert done.state == "stopped" and done.run_id == "run1" and runs.saved[0]["state"] == "stopped"
+
+
+def test_failures_are_reported_and_the_worker_survives():
+    jm = manager(fake_train(fail=TrainingError("batch size too big")))
+    bad = jm.submit("alice", validate())
+    assert jm.wait(bad.job_id, 5).state == "failed"
+    assert jm.get(bad.job_id).message == "batch size too big"
+    jm._train = fake_train()
+    ok = jm.submit("alice", validate())
+    assert jm.wait(ok.job_id, 5).state == "done"
+
+
+def test_divergence_fails_with_a_plain_message_but_keeps_the_good_part():
+    runs = FakeRuns()
+    jm = manager(fake_train(rows=10, diverge_after=3), runs)
+    job = jm.submit("alice", validate())
+    done = jm.wait(job.job_id, 5)
+    assert done.state == "failed" and "lower learning rate" in done.message
+    assert runs.saved[0]["state"] == "diverged"
+
+
+def test_snapshots_are_copies_readable_while_training():
+    jm = manager(fake_train(rows=200, delay=0.005))
+    job = jm.submit("alice", validate())
+    seen = []
+    while jm.get(job.job_id).state in ("queued", "running"):
+        snap = jm.snapshot(job.job_id)
+        snap["metrics"].clear()  # a watcher mangling its copy must not touch the job
+        seen.append(len(jm.snapshot(job.job_id)["metrics"]))
+        time.sleep(0.01)
+    assert seen == sorted(seen) and len(jm.snapshot(job.job_id)["metrics"]) == 200
+
+
+def test_unknown_job_ids_are_refused_plainly():
+    jm = manager(fake_train())
+    for bad in ("nope", "", None, 42):
+        with pytest.raises(JobError, match="no job"):
+            jm.get(bad)
