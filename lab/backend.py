@@ -42,11 +42,14 @@ def gather_facts() -> Facts:
     """Look for a TPU or GPU the cheap way: device files, environment, installed packages."""
     why = []
     tpu_env = [k for k in ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE") if os.environ.get(k)]
-    accel = glob.glob("/dev/accel*")
-    tpu = bool(tpu_env or accel)
-    if tpu:
-        why.append("TPU: " + ", ".join(tpu_env + accel[:2]))
     gpu = os.path.exists("/dev/nvidia0") or shutil.which("nvidia-smi") is not None
+    # TPU v2-v4 VMs expose /dev/accel*, but so do NVIDIA drivers 570+ on Blackwell GPUs;
+    # TPU v5e/v6e VMs expose /dev/vfio/N, which only means a TPU where libtpu is installed.
+    accel = [] if gpu else glob.glob("/dev/accel*")
+    vfio = glob.glob("/dev/vfio/[0-9]*") if importlib.util.find_spec("libtpu") is not None else []
+    tpu = bool(tpu_env or accel or vfio)
+    if tpu:
+        why.append("TPU: " + ", ".join(tpu_env + (accel + vfio)[:2]))
     if gpu:
         why.append("GPU: NVIDIA driver present")
     return Facts(

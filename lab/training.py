@@ -74,11 +74,12 @@ class MetricsCallback(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._next = self.every
+        self._last = 0
 
     def on_train_batch_end(self, batch, logs=None):
         if self.log.stop.is_set():
             self.model.stop_training = True
-        step_in_epoch = batch + 1
+        step_in_epoch = self._last = batch + 1
         # The epoch's last point is written by on_epoch_end, with the validation values.
         if step_in_epoch < self._next or step_in_epoch >= self.steps_per_epoch:
             return
@@ -87,6 +88,12 @@ class MetricsCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
+        if self.log.stop.is_set() and self._last < self.steps_per_epoch:
+            # Stopped mid-epoch: the point belongs where training stopped, and the validation
+            # pass was cut short, so its numbers would be about one batch: leave them out.
+            if not self.log.rows or self.log.rows[-1]["step"] != self._epoch * self.steps_per_epoch + self._last:
+                self._record(self._last, logs)
+            return
         row = self._record(self.steps_per_epoch, logs, val=True)
         if row is not None and not self.log.diverged:
             self._good_weights = self.model.get_weights()
@@ -111,8 +118,6 @@ class MetricsCallback(keras.callbacks.Callback):
             self.log.diverged = True
             self.model.stop_training = True
             return None
-        if val and "val_loss" not in row:  # stopped mid-epoch: no validation pass
-            row.pop("val_accuracy", None)
         ips = (step - self._t_step) * self.global_batch / max(now - self._t, 1e-9)
         self._t, self._t_step = now, step
         self.log.progress.update(epoch=row["epoch"], step=step, images_per_sec=round(ips, 1))
@@ -161,6 +166,12 @@ def _to_model_range(x, y):
 
 def build_model(hp, data: datasets.Dataset, runtime: Runtime, steps_per_epoch: int = 1) -> keras.Model:
     """Build and compile the chosen model inside the runtime's distribution scope."""
+    spe = steps_per_execution(steps_per_epoch, runtime.device_kind)
+    if runtime.strategy is not None:
+        # Keras 3's multi-step TF loop (a tf.while_loop over get_next_as_optional) fails under
+        # MirroredStrategy ("You must feed a value for placeholder tensor ...", keras#19246),
+        # e.g. on two GPUs; JAX's DataParallel takes several steps per call without trouble.
+        spe = 1
     with runtime.scope():
         model = MODELS[hp.model].build(data.look.shape(), data.num_classes, hp)
         model.compile(
@@ -168,7 +179,7 @@ def build_model(hp, data: datasets.Dataset, runtime: Runtime, steps_per_epoch: i
             loss="sparse_categorical_crossentropy",
             # weighted: the zero-weight padding of the last validation batch must not count
             weighted_metrics=["accuracy"],
-            steps_per_execution=steps_per_execution(steps_per_epoch, runtime.device_kind),
+            steps_per_execution=spe,
         )
     return model
 

@@ -54,7 +54,29 @@ def test_records_several_points_per_epoch_and_validation_each_epoch(runtime):
     assert val_rows[-1]["val_accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == data.y[va])), abs=1e-4)
 
 
-def test_stop_flag_ends_training_early_and_keeps_the_model(runtime):
+class StopAfter(list):
+    """Rows that press Stop as soon as the first point is written (deterministic timing)."""
+
+    def __init__(self, log):
+        super().__init__()
+        self.log = log
+
+    def append(self, row):
+        super().append(row)
+        self.log.stop.set()
+
+
+def test_stop_flag_ends_training_mid_epoch_and_keeps_the_model(runtime):
+    log = training.TrainingLog()
+    log.rows = StopAfter(log)
+    result = training.fit(validate(epochs=100), runtime, log)
+    assert result.stopped and result.model is not None
+    assert len(log.rows) == 2 and log.rows[-1]["epoch"] < 1
+    # the last point is where training stopped, without a cut-short validation score
+    assert log.rows[-1]["step"] > log.rows[0]["step"] and "val_accuracy" not in log.rows[-1]
+
+
+def test_stop_from_another_thread_is_honoured_quickly(runtime):
     log = training.TrainingLog()
 
     def stop_after_first_point():
@@ -65,7 +87,6 @@ def test_stop_flag_ends_training_early_and_keeps_the_model(runtime):
     threading.Thread(target=stop_after_first_point, daemon=True).start()
     result = training.fit(validate(epochs=100), runtime, log)
     assert result.stopped and log.rows[-1]["epoch"] < 5
-    assert result.model is not None
 
 
 def test_a_diverging_loss_stops_with_the_last_finite_weights(runtime, monkeypatch):

@@ -1,0 +1,274 @@
+"""lab.backend: finding the hardware and choosing the Keras backend, with made-up facts.
+
+Nothing here initialises a device; the real multi-device runs are in test_multidevice.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.machinery
+import sys
+
+import pytest
+
+from lab import backend
+from lab.backend import Choice, Facts, Runtime
+
+TPU_VARS = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
+
+
+# -- choose(): the decision -------------------------------------------------------------
+def test_cpu_only_machine_gets_tensorflow():
+    choice = backend.choose("auto", Facts(has_tensorflow=True, has_jax=True))
+    assert choice == Choice("tensorflow", choice.reason)
+    assert "CPU" in choice.reason
+
+
+def test_tpu_with_jax_installed_gets_jax():
+    choice = backend.choose("auto", Facts(tpu=True, has_tensorflow=True, has_jax=True))
+    assert choice.backend == "jax"
+    assert "TPU" in choice.reason
+
+
+def test_tpu_wins_over_gpu_when_both_are_reported():
+    assert backend.choose("auto", Facts(tpu=True, gpu=True, has_jax=True)).backend == "jax"
+
+
+def test_tpu_without_jax_falls_back_to_tensorflow():
+    assert backend.choose("auto", Facts(tpu=True, has_tensorflow=True, has_jax=False)).backend == "tensorflow"
+
+
+def test_gpu_gets_tensorflow_even_with_jax_installed():
+    choice = backend.choose("auto", Facts(gpu=True, has_tensorflow=True, has_jax=True))
+    assert choice.backend == "tensorflow"
+    assert "GPU" in choice.reason
+
+
+def test_jax_alone_is_used_when_tensorflow_is_missing():
+    choice = backend.choose("auto", Facts(has_tensorflow=False, has_jax=True))
+    assert choice.backend == "jax"
+    assert "not installed" in choice.reason
+
+
+@pytest.mark.parametrize(
+    "requested, facts",
+    [
+        ("jax", Facts(has_tensorflow=True, has_jax=True)),  # CPU machine, JAX asked for
+        ("tensorflow", Facts(tpu=True, has_tensorflow=True, has_jax=True)),  # TPU, TF asked for
+        ("jax", Facts(gpu=True, has_tensorflow=True, has_jax=True)),
+    ],
+)
+def test_explicit_backend_overrides_detection(requested, facts):
+    choice = backend.choose(requested, facts)
+    assert choice.backend == requested
+    assert f"--backend {requested}" in choice.reason
+
+
+@pytest.mark.parametrize(
+    "requested, facts",
+    [
+        ("jax", Facts(tpu=True, has_tensorflow=True, has_jax=False)),
+        ("tensorflow", Facts(has_tensorflow=False, has_jax=True)),
+    ],
+)
+def test_asking_for_a_backend_that_is_not_installed_is_a_clear_error(requested, facts):
+    with pytest.raises(RuntimeError, match=rf"--backend {requested} .* {requested} is not installed"):
+        backend.choose(requested, facts)
+
+
+@pytest.mark.parametrize("name", ["torch", "TensorFlow", "", "jax "])
+def test_invalid_backend_name_is_a_value_error(name, monkeypatch):
+    # the name is checked before any hardware is looked at
+    monkeypatch.setattr(backend, "gather_facts", lambda: pytest.fail("gathered facts for an invalid name"))
+    with pytest.raises(ValueError, match="auto, tensorflow, jax"):
+        backend.choose(name)
+
+
+def test_neither_framework_installed_points_at_requirements():
+    with pytest.raises(RuntimeError, match="requirements"):
+        backend.choose("auto", Facts(tpu=True, gpu=True, has_tensorflow=False, has_jax=False))
+
+
+def test_choose_gathers_facts_when_none_are_given(monkeypatch):
+    monkeypatch.setattr(backend, "gather_facts", lambda: Facts(tpu=True, has_tensorflow=True, has_jax=True))
+    assert backend.choose().backend == "jax"
+    monkeypatch.setattr(backend, "gather_facts", lambda: Facts(has_tensorflow=True, has_jax=True))
+    assert backend.choose().backend == "tensorflow"
+
+
+# -- configure(): sets KERAS_BACKEND, refuses once keras runs another backend ------------
+@pytest.fixture
+def clean_choice(monkeypatch):
+    """configure() writes KERAS_BACKEND and the module's _CHOICE: put both back afterwards."""
+    import os
+
+    monkeypatch.setenv("KERAS_BACKEND", os.environ.get("KERAS_BACKEND", "tensorflow"))
+    monkeypatch.setattr(backend, "_CHOICE", None)
+    return monkeypatch
+
+
+def test_configure_sets_keras_backend_before_keras_is_imported(clean_choice):
+    import os
+
+    clean_choice.delitem(sys.modules, "keras", raising=False)  # as in a fresh process
+    choice = backend.configure("jax", Facts(has_tensorflow=True, has_jax=True))
+    assert choice.backend == "jax"
+    assert os.environ["KERAS_BACKEND"] == "jax"
+    assert backend._CHOICE == choice
+
+
+def test_configure_refuses_a_different_backend_once_keras_is_imported(clean_choice):
+    import os
+
+    import keras
+
+    running = keras.backend.backend()
+    other = "jax" if running == "tensorflow" else "tensorflow"
+    with pytest.raises(RuntimeError, match="restart"):
+        backend.configure(other, Facts(has_tensorflow=True, has_jax=True))
+    assert os.environ["KERAS_BACKEND"] == running  # untouched by the refused call
+    assert backend._CHOICE is None
+    # the backend keras already runs is accepted
+    assert backend.configure(running, Facts(has_tensorflow=True, has_jax=True)).backend == running
+
+
+# -- gather_facts(): reading the machine ---------------------------------------------------
+@pytest.fixture
+def bare_machine(monkeypatch):
+    """No TPU variables, no /dev/accel*, no NVIDIA driver; both frameworks installed."""
+    for k in TPU_VARS:
+        monkeypatch.delenv(k, raising=False)
+    state = {"accel": [], "vfio": [], "paths": set(), "which": {}, "missing": set(), "present": set()}
+    real_glob, real_exists = backend.glob.glob, backend.os.path.exists
+    real_find_spec = backend.importlib.util.find_spec
+
+    def fake_glob(pattern, *a, **kw):
+        fakes = {"/dev/accel*": state["accel"], "/dev/vfio/[0-9]*": state["vfio"]}
+        return list(fakes[pattern]) if pattern in fakes else real_glob(pattern, *a, **kw)
+
+    def fake_exists(path):
+        return path in state["paths"] if str(path).startswith("/dev/") else real_exists(path)
+
+    def fake_find_spec(name, *a, **kw):
+        if name in state["present"]:
+            return importlib.machinery.ModuleSpec(name, None)
+        if name in state["missing"] or name == "libtpu":
+            return None
+        return real_find_spec(name, *a, **kw)
+
+    monkeypatch.setattr(backend.glob, "glob", fake_glob)
+    monkeypatch.setattr(backend.os.path, "exists", fake_exists)
+    monkeypatch.setattr(backend.shutil, "which", lambda cmd, *a, **kw: state["which"].get(cmd))
+    monkeypatch.setattr(backend.importlib.util, "find_spec", fake_find_spec)
+    return state
+
+
+def test_bare_cpu_machine_has_no_accelerator(bare_machine):
+    facts = backend.gather_facts()
+    assert facts == Facts(tpu=False, gpu=False, has_tensorflow=True, has_jax=True, why=())
+    assert backend.choose("auto", facts).backend == "tensorflow"
+
+
+@pytest.mark.parametrize("var, value", [("TPU_NAME", "local"), ("COLAB_TPU_ADDR", "10.0.0.2:8470"),
+                                        ("TPU_ACCELERATOR_TYPE", "v5litepod-1")])
+def test_tpu_environment_variables_mean_a_tpu(bare_machine, monkeypatch, var, value):
+    monkeypatch.setenv(var, value)
+    facts = backend.gather_facts()
+    assert facts.tpu and not facts.gpu
+    assert any(var in w for w in facts.why)
+    assert backend.choose("auto", facts).backend == "jax"
+
+
+def test_empty_tpu_variable_is_not_a_tpu(bare_machine, monkeypatch):
+    monkeypatch.setenv("TPU_NAME", "")
+    assert backend.gather_facts().tpu is False
+
+
+def test_accel_device_files_mean_a_tpu(bare_machine):
+    bare_machine["accel"] = ["/dev/accel0", "/dev/accel1", "/dev/accel2", "/dev/accel3"]
+    facts = backend.gather_facts()
+    assert facts.tpu
+    assert "/dev/accel0" in facts.why[0] and "/dev/accel3" not in facts.why[0]  # two named at most
+
+
+def test_vfio_devices_mean_a_tpu_only_where_libtpu_is_installed(bare_machine):
+    bare_machine["vfio"] = ["/dev/vfio/0"]
+    assert backend.gather_facts().tpu is False  # VFIO alone is any passed-through device
+    bare_machine["present"].add("libtpu")
+    facts = backend.gather_facts()
+    assert facts.tpu and "/dev/vfio/0" in facts.why[0]
+
+
+def test_accel_files_beside_an_nvidia_driver_are_a_gpu_not_a_tpu(bare_machine):
+    bare_machine["accel"] = ["/dev/accel0"]
+    bare_machine["paths"].add("/dev/nvidia0")
+    facts = backend.gather_facts()
+    assert facts.gpu and not facts.tpu
+
+
+@pytest.mark.parametrize("how", ["device file", "nvidia-smi"])
+def test_nvidia_driver_means_a_gpu(bare_machine, how):
+    if how == "device file":
+        bare_machine["paths"].add("/dev/nvidia0")
+    else:
+        bare_machine["which"]["nvidia-smi"] = "/usr/bin/nvidia-smi"
+    facts = backend.gather_facts()
+    assert facts.gpu and not facts.tpu
+    assert any("GPU" in w for w in facts.why)
+    assert backend.choose("auto", facts).backend == "tensorflow"
+
+
+@pytest.mark.parametrize("missing, expect", [({"jax"}, (True, False)), ({"tensorflow"}, (False, True)),
+                                             ({"jax", "tensorflow"}, (False, False))])
+def test_installed_frameworks_are_found_by_import_spec(bare_machine, missing, expect):
+    bare_machine["missing"] = missing
+    facts = backend.gather_facts()
+    assert (facts.has_tensorflow, facts.has_jax) == expect
+
+
+def test_tpu_without_jax_installed_still_trains_on_tensorflow(bare_machine, monkeypatch):
+    monkeypatch.setenv("TPU_NAME", "local")
+    bare_machine["missing"] = {"jax"}
+    assert backend.choose("auto", backend.gather_facts()).backend == "tensorflow"
+
+
+def test_real_gather_facts_sees_this_venv():
+    facts = backend.gather_facts()  # tensorflow (requirements.txt), jax (requirements-dev.txt)
+    assert facts.has_tensorflow and facts.has_jax
+
+
+# -- Runtime and the CPU split -------------------------------------------------------------
+@pytest.mark.parametrize("value, expect", [(None, 1), ("2", 2), ("8", 8), ("0", 1), ("-3", 1), ("two", 1), ("", 1)])
+def test_cpu_split_reads_the_environment(monkeypatch, value, expect):
+    if value is None:
+        monkeypatch.delenv(backend.CPU_DEVICES_ENV, raising=False)
+    else:
+        monkeypatch.setenv(backend.CPU_DEVICES_ENV, value)
+    assert backend._cpu_split() == expect
+
+
+def test_runtime_reports_replicas_and_a_summary():
+    many = Runtime("jax", "TPU v5 lite", 4, None, "a TPU was found")
+    assert many.replicas == 4
+    assert "4 × TPU v5 lite" in many.summary() and "data-parallel over 4 replicas" in many.summary()
+    assert many.describe()["replicas"] == 4 and many.describe()["reason"] == "a TPU was found"
+    one = Runtime("tensorflow", "CPU", 1)
+    assert one.replicas == 1
+    assert "data-parallel" not in one.summary()
+
+
+def test_runtime_scope_is_the_strategy_scope_when_there_is_one():
+    entered = []
+
+    class FakeStrategy:
+        @contextlib.contextmanager
+        def scope(self):
+            entered.append(True)
+            yield
+
+    with Runtime("tensorflow", "CPU", 2, FakeStrategy()).scope():
+        pass
+    assert entered == [True]
+    with Runtime("jax", "cpu", 2).scope():  # JAX spreads through keras.distribution instead
+        pass
+    assert entered == [True]
