@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from lab.hparams import HParams, validate
@@ -137,6 +138,8 @@ class RunStore:
 
         folder = self._folder(run_id)
         loaded = LoadedRun(self._info(folder), keras.saving.load_model(folder / "model.keras", compile=False))
+        # Build the compiled predict function now, so a student's first prediction is fast too.
+        loaded.predict(np.zeros((1, *loaded.info.look.shape()), np.float32))
         with self._lock:
             self._cache[run_id] = loaded
             while len(self._cache) > self._cache_size:
