@@ -54,13 +54,13 @@ def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
         gr.Markdown(f"**Training on:** {services.accelerator} — _{rt.reason}_", elem_id="accelerator")
         with gr.Tab("Train"):
             train_tab = create_train_tab()
+            gr.Markdown("Charts: the blue line is the loss/accuracy on the training images, measured several times "
+                        "an epoch; orange dots are the held-out validation images, once an epoch. When orange stops "
+                        "improving while blue keeps going, the model has started to memorise (overfit).")
         with gr.Tab("Try"):
             try_tab = create_try_tab()
         with gr.Tab("Data"):
             data_tab = create_data_tab()
-        gr.Markdown("Charts: the blue line is the loss/accuracy on the training images, measured several times an "
-                    "epoch; orange dots are the held-out validation images, once an epoch. When orange stops improving "
-                    "while blue keeps going, the model has started to memorise (overfit).")
 
         register_api(services)  # first, so the public endpoints keep their plain names (/train, /stop)
         wire_train_tab(train_tab, services, session, try_tab.run_dropdown, lambda s: run_choices(services, s))

@@ -56,5 +56,8 @@ def describe(name: str, seed: int = 0):
 def wire_data_tab(tab: DataTab) -> None:
     outputs = [tab.summary, tab.counts, tab.counts_plot, tab.grid]
     tab.dataset.change(describe, tab.dataset, outputs, api_visibility="private")
-    tab.reshuffle.click(lambda name, n: describe(name, n + 1)[3], [tab.dataset, gr.State(0)], tab.grid,
+    # The seed must go back into the State: a State that is only read keeps its 0, so every click after
+    # the first showed the same "other" samples.
+    seed = gr.State(0)
+    tab.reshuffle.click(lambda name, n: (describe(name, n + 1)[3], n + 1), [tab.dataset, seed], [tab.grid, seed],
                         api_visibility="private")

@@ -149,7 +149,9 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             job = services.jobs.stop(job_id)
         except JobError:
             return "Nothing to stop: no job is running for you."
-        return "⏹️ **Stopping** after the current step…" if job.state == "running" else f"⏹️ {job.message}"
+        if job.state == "running":
+            return "⏹️ **Stopping** after the current step…"
+        return status_markdown(services.jobs.snapshot(job_id))  # already ended: keep its summary line
 
     def poll(session, seen):
         """Called by the timer: redraw only when there is something new."""

@@ -45,13 +45,14 @@ def create_try_tab() -> TryTab:
                     webcam = gr.Image(label="Webcam (predictions keep coming while it runs)", sources=["webcam"],
                                       streaming=True, type="numpy", elem_id="try-webcam")
                 with gr.Tab("Draw"):
-                    sketch = gr.Sketchpad(label="Draw a digit (thick strokes work best)", type="numpy",
-                                          canvas_size=(280, 280), elem_id="try-sketch",
+                    # Gradio 6 starts the pad with no tool selected ("select the draw tool to start"): say so.
+                    sketch = gr.Sketchpad(label="Draw a digit: pick the brush (left) first, then use thick strokes",
+                                          type="numpy", canvas_size=(280, 280), elem_id="try-sketch",
                                           brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
         with gr.Column(scale=2):
             label = gr.Label(label="Prediction", num_top_classes=3, elem_id="prediction-label")
             timing = gr.Markdown("", elem_id="prediction-time")
-            view = gr.Image(label="What the model sees (after preprocessing)", interactive=False, height=180)
+            view = gr.Image(label="What the model sees (after preprocessing)", interactive=False, height=220)
     return TryTab(run_dropdown, refresh_button, upload, upload_preview, webcam, sketch, label, timing, view)
 
 
@@ -93,6 +94,8 @@ def wire_try_tab(tab: TryTab, services: Services, session: gr.BrowserState) -> N
     fast = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
     tab.refresh_button.click(lambda s: run_choices(services, s), session, tab.run_dropdown, api_visibility="private")
     tab.upload.change(from_upload, [tab.run_dropdown, tab.upload], [tab.upload_preview, *outputs], **fast)
+    # No trigger_mode="always_last" here: a stream is one long-lived event, and with it Gradio 6 sends
+    # only the first frame (the event counts as pending until time_limit). The default ("multiple") streams.
     tab.webcam.stream(classify, [tab.run_dropdown, tab.webcam], outputs, stream_every=WEBCAM_EVERY,
-                      time_limit=WEBCAM_LIMIT, trigger_mode="always_last", **fast)
+                      time_limit=WEBCAM_LIMIT, **fast)
     tab.sketch.change(from_sketch, [tab.run_dropdown, tab.sketch], outputs, trigger_mode="always_last", **fast)

@@ -1,0 +1,329 @@
+"""The lab as a student sees it: headless Chromium (Playwright) against `python lab_app.py`.
+
+Each test is a new student: a fresh browser context (own localStorage, so own client id and runs),
+with camera permission and Chromium's fake camera. Every test leaves a full-page screenshot of its
+end state in artifacts/screenshots/<test name>.png (look at them: they show what a student sees).
+
+Playwright drives Debian's Chromium at /usr/bin/chromium (override with $CHROMIUM); it never
+downloads a browser. Waits are explicit conditions with generous timeouts; the short pauses in the
+polling loops only pace the sampling and never decide a result.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+sync_api = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parent.parent
+SHOTS = ROOT / "artifacts" / "screenshots"
+DIGIT_3 = ROOT / "sample_data" / "examples" / "digit_3.png"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+TRAIN_TIMEOUT_MS = 120_000  # a default run takes ~5 s on a laptop CPU (longer if queued behind another job)
+UI_TIMEOUT_MS = 20_000
+
+sync_api.expect.set_options(timeout=UI_TIMEOUT_MS)
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM}"),
+]
+
+STATUS = "#train-status [data-testid=markdown]"  # the status text, without Gradio's progress overlay
+LABEL_VALUE = "#prediction-label [data-testid=label-output-value]"  # gr.Label's top class
+TIMING = "#prediction-time [data-testid=markdown]"  # "3 in 21.1 ms", or a warning
+# Plotted points per chart: every trace's length, as plotly decoded it (figures arrive as typed arrays).
+POINTS_JS = """sel => {
+    const el = document.querySelector(sel + ' .js-plotly-plot');
+    if (!el || !el._fullData) return -1;
+    return el._fullData.reduce((n, t) => n + (t._length || 0), 0);
+}"""
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser, app, request):
+    """A new student: fresh context (camera allowed), the lab open and its load events finished."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, permissions=["camera"],
+                                  base_url=app.url)
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    open_lab(pg)
+    try:
+        yield pg
+        assert not errors, f"uncaught errors in the page: {errors}"
+    finally:
+        try:
+            shot(pg, request.node.name)
+        finally:
+            context.close()
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def shot(page, name: str) -> Path:
+    try:  # let finished progress overlays fade out (a CSS transition) so the picture shows the real page
+        page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=status-tracker].hide')]
+            .every(t => getComputedStyle(t).opacity === '0')""", timeout=3000)
+    except sync_api.Error:
+        pass  # only the picture's looks depend on it
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def wait_loaded(page) -> None:
+    """Wait until the page's load events (re-attach, model info, data summary) have answered.
+
+    Clicking Train before the re-attach answers would let its reply overwrite the new job's status.
+    """
+    page.wait_for_selector("#train-button")
+    page.get_by_text(re.compile(r"^mlp: ")).wait_for()  # the model-info load has answered
+    wait_idle(page)  # and no load is pending any more
+
+
+def wait_idle(page) -> None:
+    """No event is pending: every Gradio progress overlay is hidden."""
+    page.wait_for_function("""() => [...document.querySelectorAll('[data-testid=status-tracker]')]
+        .every(t => t.classList.contains('hide'))""")
+
+
+def open_lab(page) -> None:
+    page.goto("/")
+    wait_loaded(page)
+
+
+def status(page) -> str:
+    return page.locator(STATUS).inner_text().strip()
+
+
+def wait_status(page, pattern: str, timeout: float = UI_TIMEOUT_MS) -> str:
+    page.wait_for_function(
+        "([sel, pat]) => new RegExp(pat).test(document.querySelector(sel)?.innerText || '')",
+        arg=[STATUS, pattern], timeout=timeout)
+    return status(page)
+
+
+def points(page) -> tuple[int, int]:
+    """(points on the loss chart, points on the accuracy chart)."""
+    return page.evaluate(POINTS_JS, "#loss-plot"), page.evaluate(POINTS_JS, "#accuracy-plot")
+
+
+def wait_points(page, at_least: int = 1, timeout: float = UI_TIMEOUT_MS) -> tuple[int, int]:
+    page.wait_for_function(f"""() => {{ const n = {POINTS_JS};
+        return n('#loss-plot') >= {at_least} && n('#accuracy-plot') >= {at_least}; }}""", timeout=timeout)
+    return points(page)
+
+
+def set_epochs(page, epochs: int) -> None:
+    box = page.locator("#epochs-slider input[type=number]")
+    box.fill(str(epochs))
+    box.press("Enter")
+    sync_api.expect(page.locator("#epochs-slider input[type=range]")).to_have_value(str(epochs))
+
+
+def start_training(page, epochs: int | None = None) -> None:
+    if epochs is not None:
+        set_epochs(page, epochs)
+    page.click("#train-button")
+    wait_status(page, r"Queued|Preparing|Training")
+
+
+def train_default_run(page) -> str:
+    """Train with the default settings until done; returns the final status line."""
+    start_training(page)
+    return wait_status(page, r"Done", timeout=TRAIN_TIMEOUT_MS)
+
+
+def open_try(page, source: str | None = None) -> None:
+    page.get_by_role("tab", name="Try", exact=True).click()
+    sync_api.expect(page.locator("#run-dropdown input")).not_to_have_value("", timeout=UI_TIMEOUT_MS)
+    if source:
+        page.get_by_role("tab", name=source, exact=True).click()
+
+
+def upload(page, path) -> None:
+    """Give the Try tab's upload a file (clearing the previous one first, as a student would)."""
+    clear = page.locator("#try-upload button[aria-label=Clear]")
+    if clear.count():
+        clear.click()
+    page.set_input_files("#try-upload input[type=file]", str(path))
+
+
+def predicted(page, timeout: float = UI_TIMEOUT_MS) -> str:
+    page.wait_for_selector(LABEL_VALUE, timeout=timeout)
+    return page.locator(LABEL_VALUE).inner_text().strip()
+
+
+# -- tests --------------------------------------------------------------------------------------
+def test_train_shows_live_curves_and_stops(page):
+    for elem_id in ("dataset-dropdown", "model-dropdown", "lr-slider", "batch-slider", "epochs-slider",
+                    "train-button", "stop-button", "train-status", "loss-plot", "accuracy-plot"):
+        sync_api.expect(page.locator(f"#{elem_id}")).to_be_visible()
+    assert status(page) == "Press Train to start."
+    assert points(page) == (0, 0), "a new student should see empty charts"
+
+    start_training(page, epochs=60)  # ~15 s on a laptop CPU: long enough to watch and to stop
+    loss_seen, acc_seen, lines = [], [], []
+    deadline = time.time() + TRAIN_TIMEOUT_MS / 1000
+    while time.time() < deadline:
+        line, (loss_n, acc_n) = status(page), points(page)
+        if "Training" in line:
+            lines.append(line)
+            if loss_n > 0 and (not loss_seen or loss_n != loss_seen[-1]):
+                loss_seen.append(loss_n)
+            if acc_n > 0 and (not acc_seen or acc_n != acc_seen[-1]):
+                acc_seen.append(acc_n)
+        elif lines:  # training ended before we saw enough
+            break
+        if len(loss_seen) >= 3 and len(acc_seen) >= 3 and any("images/s" in s for s in lines):
+            break
+        page.wait_for_timeout(200)
+    shot(page, "test_train_shows_live_curves_and_stops-training")
+    assert len(loss_seen) >= 3 and len(acc_seen) >= 3, (
+        f"charts did not grow while training: loss {loss_seen}, accuracy {acc_seen}; last status {status(page)!r}")
+    assert loss_seen == sorted(loss_seen) and acc_seen == sorted(acc_seen), (loss_seen, acc_seen)
+    assert any(re.search(r"epoch [\d.]+ of 60", s) and "images/s" in s for s in lines), lines[-5:]
+
+    page.click("#stop-button")
+    line = wait_status(page, r"Stopped", timeout=10_000)
+    assert "kept" in line, line
+    after = points(page)
+    assert after[0] >= loss_seen[-1] and after[1] >= acc_seen[-1], (after, loss_seen[-1], acc_seen[-1])
+    # The timer stops with the job; the curves and the status stay as they are.
+    page.wait_for_timeout(1500)
+    assert points(page) == after and "Stopped" in status(page)
+
+
+def test_reload_reattaches_to_the_run(page):
+    start_training(page, epochs=60)
+    wait_status(page, r"Training", timeout=TRAIN_TIMEOUT_MS)
+    before = wait_points(page, at_least=2)
+
+    page.reload()  # mid-run: the page finds the job again from the browser's stored session
+    wait_loaded(page)
+    live = wait_points(page, at_least=min(before))
+    if "Training" in status(page):  # still running: the re-attached page keeps following it
+        wait_points(page, at_least=min(live) + 1)
+    page.click("#stop-button")
+    wait_status(page, r"Stopped|Done", timeout=15_000)
+    final = points(page)
+    assert min(final) > 0
+
+    page.reload()  # after the run: the same curve again, without pressing Train
+    wait_loaded(page)
+    page.wait_for_function(f"() => {{ const n = {POINTS_JS}; return n('#loss-plot') === {final[0]} "
+                           f"&& n('#accuracy-plot') === {final[1]}; }}")
+    assert re.search(r"Stopped|Done", status(page)), status(page)
+
+
+def test_upload_predicts_and_rejects_non_images(page, tmp_path):
+    done = train_default_run(page)
+    open_try(page, "Upload")
+
+    upload(page, DIGIT_3)
+    label = predicted(page)
+    assert label in [str(d) for d in range(10)], label
+    assert label == "3", f"digit_3.png predicted as {label!r} by a run that says: {done}"
+    sync_api.expect(page.locator(TIMING)).to_contain_text("ms")
+
+    fake = tmp_path / "not_a_picture.png"
+    fake.write_text("this is a text file wearing a .png name\n")
+    upload(page, fake)
+    sync_api.expect(page.locator(TIMING)).to_contain_text("not an image")
+    sync_api.expect(page.locator(LABEL_VALUE)).to_have_count(0)  # the old prediction is not left up
+
+    upload(page, DIGIT_3)  # and the page still works
+    sync_api.expect(page.locator(LABEL_VALUE)).to_have_text("3")
+
+
+def test_sketch_predicts(page):
+    train_default_run(page)
+    open_try(page, "Draw")
+    pad = page.locator("#try-sketch canvas").first
+    pad.wait_for()
+    page.locator("#try-sketch button[aria-label=Brush]").click()  # Gradio 6 starts with no tool selected
+    box = pad.bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(cx - 40, cy - 70)  # a "3": top bar, middle, bottom bar
+    page.mouse.down()
+    for x, y in [(cx + 40, cy - 70), (cx + 40, cy), (cx - 20, cy), (cx + 40, cy), (cx + 40, cy + 70),
+                 (cx - 40, cy + 70)]:
+        page.mouse.move(x, y, steps=10)
+    page.mouse.up()
+    assert predicted(page) in [str(d) for d in range(10)]
+    sync_api.expect(page.locator(TIMING)).to_contain_text("ms")
+
+
+def test_webcam_streams_predictions(page):
+    train_default_run(page)
+    open_try(page, "Webcam")
+    cam = page.locator("#try-webcam")
+    cam.get_by_text("Click to Access Webcam").click()
+    record = cam.locator("button[aria-label='capture photo']")  # the Record / Stop toggle under the video
+    sync_api.expect(record).to_contain_text("Record")
+    record.click()
+    sync_api.expect(record).to_contain_text("Stop")
+
+    assert predicted(page) in [str(d) for d in range(10)]
+    # Frames keep coming: the timing line changes with each new prediction.
+    timings: list[str] = []
+    deadline = time.time() + 20
+    while len(timings) < 3 and time.time() < deadline:
+        t = page.locator(TIMING).inner_text().strip()
+        if t and (not timings or t != timings[-1]):
+            timings.append(t)
+        page.wait_for_timeout(100)
+    shot(page, "test_webcam_streams_predictions-streaming")
+    assert len(timings) >= 3, f"only {timings} arrived from the webcam stream in 20 s"
+    assert all(re.fullmatch(r"\d+ in [\d.]+ ms", t) for t in timings), timings
+
+    record.click()  # stop streaming: the predictions stop coming, and the rest of the page still answers
+    sync_api.expect(record).to_contain_text("Record")
+    last, since, deadline = None, time.time(), time.time() + 15
+    while time.time() - since < 2 and time.time() < deadline:
+        t = page.locator(TIMING).inner_text()
+        if t != last:
+            last, since = t, time.time()
+        page.wait_for_timeout(100)
+    assert time.time() - since >= 2, "predictions kept arriving after the webcam was stopped"
+    page.get_by_role("tab", name="Upload", exact=True).click()
+    upload(page, DIGIT_3)
+    sync_api.expect(page.locator(LABEL_VALUE)).to_have_text("3")
+    sync_api.expect(page.locator(TIMING)).to_contain_text(re.compile(r"^\s*3 in [\d.]+ ms\s*$"))
+
+
+def test_data_tab_other_samples_changes_each_time(page):
+    page.get_by_role("tab", name="Data", exact=True).click()
+    grid = page.locator("#data-grid img")
+    sync_api.expect(grid).to_be_visible()
+    sources = [grid.get_attribute("src")]
+    for _ in range(3):  # every click shows new samples, not just the first one
+        page.get_by_role("button", name="Other samples").click()
+        page.wait_for_function("([sel, old]) => { const i = document.querySelector(sel); "
+                               "return i && i.getAttribute('src') && !old.includes(i.getAttribute('src')); }",
+                               arg=["#data-grid img", sources])
+        sources.append(grid.get_attribute("src"))
+    assert len(set(sources)) == 4, sources
+    wait_idle(page)
