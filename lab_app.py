@@ -17,6 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of class
 
+import gradio as gr  # noqa: E402  (gradio does not import keras)
+
 from lab import backend  # noqa: E402  (must run before anything imports keras)
 
 HERE = Path(__file__).resolve().parent
@@ -34,8 +36,6 @@ def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
         runs_dir: where runs are saved (created if missing).
         runtime: a lab.backend.Runtime; by default the devices are initialised here.
     """
-    import gradio as gr
-
     from components.api import register_api
     from components.data_tab import create_data_tab, describe, wire_data_tab
     from components.services import Services, browser_state
@@ -67,13 +67,13 @@ def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
         wire_try_tab(try_tab, services, session)
         wire_data_tab(data_tab)
 
-        def on_load(s):
-            s, *rest = reattach(services, s)
+        def on_load(s, request: gr.Request):
+            s, *rest = reattach(services, s, dict(request.query_params) if request else None)
             return (s, *rest, run_choices(services, s))
 
         demo.load(on_load, session,
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,
-                   train_tab.seen, try_tab.run_dropdown], api_visibility="private")
+                   train_tab.seen, *train_tab.controls, try_tab.run_dropdown], api_visibility="private")
         demo.load(describe, data_tab.dataset, [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid],
                   api_visibility="private")
         demo.load(lambda m: train_tab_model_info(m), train_tab.control("model"), train_tab.model_info,
@@ -91,8 +91,6 @@ def train_tab_model_info(name: str) -> str:
 def launch(share: bool = False, host: str | None = None, port: int | None = None, runs_dir: str = "runs",
            backend_name: str = "auto", **kwargs):
     """Start the lab (also from a notebook cell: shows it inline and prints the share link)."""
-    import gradio as gr
-
     choice = backend.configure(backend_name)
     print(f"Vision Lab: Keras backend {choice.backend} ({choice.reason})", flush=True)
     demo = build_app(runs_dir)

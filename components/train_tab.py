@@ -30,6 +30,7 @@ class TrainTab:
     loss_plot: gr.Plot
     accuracy_plot: gr.Plot
     timer: gr.Timer
+    share_link: gr.Markdown
     seen: gr.State  # how many metric rows the page already shows (skip redundant redraws)
 
     def control(self, name: str):
@@ -87,8 +88,9 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
             status = gr.Markdown("Press **Train** to start.", elem_id="train-status")
             loss_plot = gr.Plot(charts.loss_figure([], hp.epochs), elem_id="loss-plot", show_label=False)
             accuracy_plot = gr.Plot(charts.accuracy_figure([], hp.epochs), elem_id="accuracy-plot", show_label=False)
+            share_link = gr.Markdown(elem_id="share-link")
     return TrainTab([controls[f.name] for f in FIELDS], lr_readout, model_info, train_button, stop_button,
-                    status, loss_plot, accuracy_plot, gr.Timer(POLL_SECONDS, active=False), gr.State(-1))
+                    status, loss_plot, accuracy_plot, gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1))
 
 
 def status_markdown(snap: dict) -> str:
@@ -138,10 +140,12 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             job = services.jobs.submit(session["client"], hp)
         except (HParamsError, JobError) as e:
             gr.Warning(str(e))
-            return session, f"⚠️ {e}", gr.skip(), gr.skip(), gr.Timer(active=False), -1
+            # skip the timer: a refused second Train must not stop the watch on a running job
+            return session, f"⚠️ {e}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         session["job"] = job.job_id
         snap = services.jobs.snapshot(job.job_id)
-        return (session, status_markdown(snap), *_figures(snap), gr.Timer(active=True), len(snap["metrics"]))
+        return (session, status_markdown(snap), *_figures(snap), gr.Timer(active=True), len(snap["metrics"]),
+                f"🔗 [Link to these settings](?{hp.to_query()}) to share with the class")
 
     def stop(session):
         job_id = ensure_client(session)["job"]
@@ -169,7 +173,7 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
     model, lr = tab.control("model"), tab.control("learning_rate")
     model.change(describe_model, model, tab.model_info, api_visibility="private")
     lr.change(show_lr, lr, tab.lr_readout, api_visibility="private", show_progress="hidden")
-    outputs = [session, tab.status, tab.loss_plot, tab.accuracy_plot, tab.timer, tab.seen]
+    outputs = [session, tab.status, tab.loss_plot, tab.accuracy_plot, tab.timer, tab.seen, tab.share_link]
     tab.train_button.click(train, [session, *tab.controls], outputs, api_visibility="private", concurrency_limit=None)
     tab.stop_button.click(stop, session, tab.status, api_visibility="private", concurrency_limit=None)
     # Polls are cheap reads of a snapshot: no concurrency limit, no spinner.
@@ -177,18 +181,35 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
                    api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
 
-def reattach(services: Services, session: dict):
-    """On page load: the student's last job (running or finished), with its whole curve."""
+def reattach(services: Services, session: dict, query: dict | None = None):
+    """On page load: the student's last job (running or finished) with its whole curve and knobs.
+
+    With no job to show, hyperparameters in the page's URL (a shared experiment link) fill the
+    controls instead. Returns (session, status, loss, accuracy, timer, seen, *control values).
+    """
     session = ensure_client(session)
+    keep = [gr.skip()] * len(FIELDS)
     try:
         snap = services.jobs.snapshot(session["job"])
     except JobError:
-        latest = services.runs.latest(session["client"])
-        if latest is None:
-            return session, "Press **Train** to start.", gr.skip(), gr.skip(), gr.Timer(active=False), -1
+        snap = None
+    if snap is not None:
+        active = snap["state"] in ("queued", "running")
+        return (session, status_markdown(snap), *_figures(snap), gr.Timer(active=active), len(snap["metrics"]),
+                *hparams_to_values(validate(snap["hparams"])))
+    latest = services.runs.latest(session["client"])
+    if latest is not None:
         df = services.runs.metrics(latest.run_id)
         epochs = latest.hparams.epochs
-        note = f"Your last run **{latest.run_id}** ({latest.state}, from before the app restarted)."
-        return session, note, charts.loss_figure(df, epochs), charts.accuracy_figure(df, epochs), gr.Timer(active=False), len(df)
-    active = snap["state"] in ("queued", "running")
-    return session, status_markdown(snap), *_figures(snap), gr.Timer(active=active), len(snap["metrics"])
+        note = f"Your last run **{latest.run_id}** ({latest.state}; the app has restarted since)."
+        return (session, note, charts.loss_figure(df, epochs), charts.accuracy_figure(df, epochs),
+                gr.Timer(active=False), len(df), *hparams_to_values(latest.hparams))
+    values, note = keep, "Press **Train** to start."
+    shared = {k: v for k, v in (query or {}).items() if k in {f.name for f in FIELDS}}
+    if shared:
+        try:
+            values = hparams_to_values(HParams.from_query(shared))
+            note = "Settings loaded from the link. Press **Train** to start."
+        except HParamsError as e:
+            note = f"⚠️ The link's settings were not used: {e}"
+    return (session, note, gr.skip(), gr.skip(), gr.Timer(active=False), -1, *values)

@@ -168,9 +168,9 @@ class JobManager:
         if result.diverged:
             job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as run {job.run_id}."
         elif result.stopped:
-            job.state, job.message = "stopped", f"stopped; the partial run {job.run_id} was kept and can be tried"
+            job.state, job.message = "stopped", f"the partial run {job.run_id} was kept and can be tried"
         else:
-            job.state, job.message = "done", f"finished; saved as run {job.run_id}"
+            job.state, job.message = "done", f"saved as run {job.run_id}"
         job.log.progress["phase"] = job.state
 
     def _forget_old(self) -> None:

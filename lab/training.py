@@ -66,8 +66,6 @@ class MetricsCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._epoch = 0
         self._next = self.every
-        self._t = time.perf_counter()
-        self._t_step = 0
         self._good_weights = self.model.get_weights()
         self.log.progress.update(phase="training", epoch=0, step=0, steps_per_epoch=self.steps_per_epoch)
 
@@ -75,11 +73,15 @@ class MetricsCallback(keras.callbacks.Callback):
         self._epoch = epoch
         self._next = self.every
         self._last = 0
+        # Speed is measured from here; in the first epoch from its first step (after compilation).
+        self._mark = (time.perf_counter(), 0) if epoch > 0 else None
 
     def on_train_batch_end(self, batch, logs=None):
         if self.log.stop.is_set():
             self.model.stop_training = True
         step_in_epoch = self._last = batch + 1
+        if self._mark is None:
+            self._mark = (time.perf_counter(), step_in_epoch)
         # The epoch's last point is written by on_epoch_end, with the validation values.
         if step_in_epoch < self._next or step_in_epoch >= self.steps_per_epoch:
             return
@@ -118,9 +120,12 @@ class MetricsCallback(keras.callbacks.Callback):
             self.log.diverged = True
             self.model.stop_training = True
             return None
-        ips = (step - self._t_step) * self.global_batch / max(now - self._t, 1e-9)
-        self._t, self._t_step = now, step
-        self.log.progress.update(epoch=row["epoch"], step=step, images_per_sec=round(ips, 1))
+        self.log.progress.update(epoch=row["epoch"], step=step)
+        t0, s0 = self._mark or (now, step_in_epoch)
+        if not val and step_in_epoch > s0:
+            # Averaged over this epoch's training steps: steadier than one interval, and free of
+            # compilation and of validation passes.
+            self.log.progress["images_per_sec"] = round((step_in_epoch - s0) * self.global_batch / max(now - t0, 1e-9), 1)
         self.log.rows.append(row)
         return row
 
