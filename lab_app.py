@@ -29,11 +29,12 @@ CSS = """
 """
 
 
-def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
+def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
     """The whole lab as a gr.Blocks (not launched).
 
     Args:
-        runs_dir: where runs are saved (created if missing).
+        runs_dir: where runs are saved (created if missing); by default /data on a Space that
+            has persistent storage, else ./runs.
         runtime: a lab.backend.Runtime; by default the devices are initialised here.
     """
     from components.api import register_api
@@ -44,14 +45,22 @@ def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
     from lab.jobs import JobManager
     from lab.runs import RunStore
 
+    from lab.storage import choose_runs_dir
+
     rt = runtime or backend.runtime()
-    runs = RunStore(runs_dir)
-    services = Services(jobs=JobManager(runs, lambda: rt), runs=runs, accelerator=rt.summary())
+    runs_path, storage_note = choose_runs_dir(runs_dir)
+    runs = RunStore(runs_path)
+    services = Services(jobs=JobManager(runs, lambda: rt), runs=runs, accelerator=rt.summary(), storage_note=storage_note)
 
     with gr.Blocks(title=TITLE) as demo:
         session = browser_state()
         gr.Markdown(f"# 🔬 {TITLE}\nTrain an image classifier, watch it learn, then try it on your own drawings and webcam.")
-        gr.Markdown(f"**Training on:** {services.accelerator} — _{rt.reason}_", elem_id="accelerator")
+        gr.Markdown(f"**Training on:** {services.accelerator}", elem_id="accelerator")
+        for warning in [*rt.hints, storage_note]:
+            if warning:
+                gr.Markdown(f"⚠️ {warning}", elem_classes=["lab-warning"])
+        with gr.Accordion("Accelerator details", open=False):
+            gr.Markdown(accelerator_details(rt))
         with gr.Tab("Train"):
             train_tab = create_train_tab()
             gr.Markdown("Charts: the blue line is the loss/accuracy on the training images, measured several times "
@@ -82,13 +91,25 @@ def build_app(runs_dir: str | os.PathLike = "runs", runtime=None):
     return demo
 
 
+def accelerator_details(rt) -> str:
+    """What was found and why, for the teacher checking a Colab runtime."""
+    d = rt.describe()
+    lines = [f"- **Devices:** {d['device_count']} × {d['device_kind']} ({d['replicas']} replica(s); the global batch is "
+             f"the batch size × {d['replicas']})",
+             f"- **Keras backend:** {d['backend']} — {d['reason']}",
+             f"- **Precision policy:** " + next((n for n in d["notes"] if n.startswith(d["policy"])), d["policy"])]
+    lines += [f"- {n}" for n in d["notes"] if not n.startswith(d["policy"])]
+    lines += [f"- ⚠️ {h}" for h in d["hints"]]
+    return "\n".join(lines)
+
+
 def train_tab_model_info(name: str) -> str:
     from models import MODELS
 
     return f"**{name}**: {MODELS[name].description}" if name in MODELS else ""
 
 
-def launch(share: bool = False, host: str | None = None, port: int | None = None, runs_dir: str = "runs",
+def launch(share: bool = False, host: str | None = None, port: int | None = None, runs_dir: str | None = None,
            backend_name: str = "auto", **kwargs):
     """Start the lab (also from a notebook cell: shows it inline and prints the share link)."""
     choice = backend.configure(backend_name)
@@ -104,7 +125,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="address to listen on (0.0.0.0 for a LAN or a Space)")
     p.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
     p.add_argument("--share", action="store_true", help="create a public share link (needs internet)")
-    p.add_argument("--runs-dir", default="runs", help="where trained runs are kept (default ./runs)")
+    p.add_argument("--runs-dir", default=None,
+                   help="where trained runs are kept (default: /data/vision-lab/runs on a Space with persistent storage, else ./runs)")
     p.add_argument("--backend", default="auto", choices=backend.BACKENDS,
                    help="Keras backend: auto picks JAX on a TPU, TensorFlow elsewhere")
     return p.parse_args(argv)

@@ -113,6 +113,8 @@ class Runtime:
     strategy: object = None  # tf.distribute.Strategy on TensorFlow, else None
     reason: str = ""
     notes: list[str] = field(default_factory=list)
+    policy: str = "float32"  # the Keras dtype policy models are built under
+    hints: list[str] = field(default_factory=list)  # what to change when an accelerator was expected
 
     @property
     def replicas(self) -> int:
@@ -125,7 +127,8 @@ class Runtime:
     def summary(self) -> str:
         devices = f"{self.device_count} × {self.device_kind}"
         spread = f", data-parallel over {self.replicas} replicas" if self.replicas > 1 else ""
-        return f"{devices} · Keras {self.backend} backend{spread}"
+        precision = f" · {self.policy}" if self.policy != "float32" else ""
+        return f"{devices} · Keras {self.backend} backend{spread}{precision}"
 
     def describe(self) -> dict:
         return {
@@ -134,7 +137,9 @@ class Runtime:
             "device_count": self.device_count,
             "replicas": self.replicas,
             "reason": self.reason,
+            "policy": self.policy,
             "notes": list(self.notes),
+            "hints": list(self.hints),
         }
 
 
@@ -149,8 +154,66 @@ def runtime() -> Runtime:
 
             backend = keras.backend.backend()
             reason = _CHOICE.reason if _CHOICE else f"KERAS_BACKEND={backend}"
-            _RUNTIME = _init_jax(reason) if backend == "jax" else _init_tensorflow(reason)
+            facts = gather_facts()
+            rt = _init_jax(reason) if backend == "jax" else _init_tensorflow(reason, facts)
+            rt.policy, why = precision_policy(rt.device_kind, _gpu_capability(rt), os.environ.get(PRECISION_ENV))
+            keras.mixed_precision.set_global_policy(rt.policy)
+            rt.notes.append(why)
+            rt.hints = hints(facts, rt, os.environ)
+            _RUNTIME = rt
         return _RUNTIME
+
+
+PRECISION_ENV = "VISION_LAB_PRECISION"  # float32, mixed_float16 or mixed_bfloat16: overrides the choice
+
+
+def precision_policy(device_kind: str, gpu_capability: tuple[int, int] | None = None,
+                     override: str | None = None) -> tuple[str, str]:
+    """The Keras dtype policy for a device, and why.
+
+    TPUs compute in bfloat16 natively; NVIDIA GPUs from Volta (compute capability 7.0) on have
+    float16 tensor cores; CPUs gain nothing from lower precision.
+    """
+    if override:
+        if override not in ("float32", "mixed_float16", "mixed_bfloat16"):
+            raise ValueError(f"{PRECISION_ENV} must be float32, mixed_float16 or mixed_bfloat16, not {override!r}")
+        return override, f"{override} ({PRECISION_ENV})"
+    kind = device_kind.lower()
+    if "tpu" in kind:
+        return "mixed_bfloat16", "mixed_bfloat16: TPUs compute in bfloat16"
+    if gpu_capability is not None:
+        if gpu_capability >= (7, 0):
+            return "mixed_float16", f"mixed_float16: the GPU (compute capability {gpu_capability[0]}.{gpu_capability[1]}) has float16 tensor cores"
+        return "float32", "float32: this GPU is older than Volta and gains nothing from float16"
+    return "float32", "float32: CPUs gain nothing from lower precision"
+
+
+def hints(facts: Facts, rt: "Runtime", environ) -> list[str]:
+    """What to change when a TPU or GPU was expected but training runs on the CPU."""
+    if rt.device_kind.lower() not in ("cpu", ""):
+        return []
+    if facts.tpu:
+        fix = "pip install -U 'jax[tpu]' and restart" if rt.backend == "jax" else \
+            "start with --backend jax (JAX drives TPUs; the TensorFlow backend needs tensorflow-tpu)"
+        return [f"A TPU is present but {rt.backend} sees only the CPU: {fix}."]
+    if facts.gpu:
+        fix = "pip install 'tensorflow[and-cuda]' (tensorflow-cpu cannot use a GPU)" if rt.backend == "tensorflow" \
+            else "pip install -U 'jax[cuda12]'"
+        return [f"An NVIDIA GPU is present but {rt.backend} sees only the CPU: {fix}, then restart."]
+    if environ.get("COLAB_RELEASE_TAG") or environ.get("COLAB_GPU") is not None:
+        return ["Colab gave this notebook no GPU or TPU: Runtime > Change runtime type > a GPU or a TPU, "
+                "then run the first cell again."]
+    return []
+
+
+def _gpu_capability(rt: "Runtime") -> tuple[int, int] | None:
+    if rt.backend != "tensorflow" or "cpu" in rt.device_kind.lower() or "tpu" in rt.device_kind.lower():
+        return None
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
+    return details.get("compute_capability")
 
 
 def _cpu_split() -> int:
@@ -160,10 +223,19 @@ def _cpu_split() -> int:
         return 1
 
 
-def _init_tensorflow(reason: str) -> Runtime:
+def _init_tensorflow(reason: str, facts: Facts | None = None) -> Runtime:
     import tensorflow as tf
 
     notes = []
+    if facts is not None and facts.tpu:
+        try:  # works where tensorflow-tpu is installed; otherwise fall through to GPU/CPU with a hint
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu="local")
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            strategy = tf.distribute.TPUStrategy(resolver)
+            return Runtime("tensorflow", "TPU", strategy.num_replicas_in_sync, strategy, reason, notes)
+        except Exception as e:  # noqa: BLE001 - any failure here means "no usable TPU for TF"
+            notes.append(f"TPUStrategy unavailable ({type(e).__name__}); trying GPU/CPU")
     gpus = tf.config.list_physical_devices("GPU")
     for gpu in gpus:  # share the GPU politely with other processes (Colab notebooks)
         with contextlib.suppress(RuntimeError):

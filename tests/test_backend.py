@@ -272,3 +272,49 @@ def test_runtime_scope_is_the_strategy_scope_when_there_is_one():
     with Runtime("jax", "cpu", 2).scope():  # JAX spreads through keras.distribution instead
         pass
     assert entered == [True]
+
+
+# -- precision policy and hints --------------------------------------------------------------
+@pytest.mark.parametrize("kind, capability, policy", [
+    ("TPU v5 lite", None, "mixed_bfloat16"),
+    ("Tesla T4", (7, 5), "mixed_float16"),
+    ("NVIDIA H100", (9, 0), "mixed_float16"),
+    ("Tesla K80", (3, 7), "float32"),
+    ("CPU", None, "float32"),
+    ("cpu", None, "float32"),
+])
+def test_precision_policy_follows_the_device(kind, capability, policy):
+    chosen, why = backend.precision_policy(kind, capability)
+    assert chosen == policy and why.startswith(policy)
+
+
+def test_precision_override_and_its_validation():
+    assert backend.precision_policy("CPU", None, "mixed_bfloat16")[0] == "mixed_bfloat16"
+    with pytest.raises(ValueError, match="VISION_LAB_PRECISION"):
+        backend.precision_policy("CPU", None, "float8")
+
+
+def cpu_runtime(backend_name="tensorflow"):
+    return Runtime(backend_name, "CPU", 1)
+
+
+@pytest.mark.parametrize("facts, backend_name, env, words", [
+    (Facts(tpu=True), "jax", {}, "jax[tpu]"),
+    (Facts(tpu=True), "tensorflow", {}, "--backend jax"),
+    (Facts(gpu=True), "tensorflow", {}, "tensorflow[and-cuda]"),
+    (Facts(gpu=True), "jax", {}, "jax[cuda12]"),
+    (Facts(), "tensorflow", {"COLAB_RELEASE_TAG": "release-colab-2026"}, "Change runtime type"),
+])
+def test_hints_say_what_to_change_when_an_accelerator_is_missing(facts, backend_name, env, words):
+    (hint,) = backend.hints(facts, cpu_runtime(backend_name), env)
+    assert words in hint
+
+
+def test_no_hint_when_all_is_well():
+    assert backend.hints(Facts(), cpu_runtime(), {}) == []  # a laptop: the CPU is expected
+    assert backend.hints(Facts(gpu=True), Runtime("tensorflow", "Tesla T4", 1), {}) == []
+
+
+def test_the_summary_names_a_mixed_policy():
+    rt = Runtime("jax", "TPU v5 lite", 1, policy="mixed_bfloat16")
+    assert "mixed_bfloat16" in rt.summary() and "mixed" not in cpu_runtime().summary()

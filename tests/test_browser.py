@@ -183,6 +183,8 @@ def test_train_shows_live_curves_and_stops(page):
                     "train-button", "stop-button", "train-status", "loss-plot", "accuracy-plot"):
         sync_api.expect(page.locator(f"#{elem_id}")).to_be_visible()
     assert status(page) == "Press Train to start."
+    # plotly loads lazily: the first page of a fresh server can show the charts a moment later
+    page.wait_for_function(f"() => {{ const n = {POINTS_JS}; return n('#loss-plot') >= 0 && n('#accuracy-plot') >= 0; }}")
     assert points(page) == (0, 0), "a new student should see empty charts"
 
     start_training(page, epochs=60)  # ~15 s on a laptop CPU: long enough to watch and to stop
