@@ -186,6 +186,7 @@ def _look(hp: HParams):
 
 
 def _plain(e: Exception) -> str:
-    if isinstance(e, (TrainingError, JobError)):
+    # The lab's own errors, and download failures (datasets, ImageNet weights), are written for people.
+    if isinstance(e, (TrainingError, JobError, RuntimeError)) and str(e):
         return str(e)
     return f"training failed: {type(e).__name__}: {e}"

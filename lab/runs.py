@@ -136,6 +136,8 @@ class RunStore:
                 return self._cache[run_id]
         import keras
 
+        import models  # noqa: F401  (registers the custom layers saved runs may hold, e.g. tiny_vit's)
+
         folder = self._folder(run_id)
         loaded = LoadedRun(self._info(folder), keras.saving.load_model(folder / "model.keras", compile=False))
         # Build the compiled predict function now, so a student's first prediction is fast too.
