@@ -1,4 +1,4 @@
-"""A student's own pictures from a .zip of class folders: unpacked safely, decoded, checked.
+"""A student's own pictures from a .zip of class folders, unpacked safely.
 
 A student zips one folder per class (``cats/…``, ``dogs/…``) and uploads it. Everything about
 the zip is treated as hostile until checked, and every refusal says, in words a student can act
@@ -27,20 +27,16 @@ cost a student their other 300 pictures:
   - a file damaged inside the zip (bad checksum, broken compressed data);
   - a name this disk cannot store (too long, for instance).
 
-``load_image_folder`` then decodes every picture through ``lab.images.read_image`` (anything it
-refuses is skipped and counted), ``class_table`` says what is thin or lopsided, and
-``dataset_from_zip`` puts it all together into a ``lab.datasets.Dataset``.
+``lab.image_folder`` then turns the unpacked folders into a ``lab.datasets.Dataset``.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 import re
 import shutil
 import stat
 import struct
-import tempfile
 import unicodedata
 import zipfile
 import zlib
@@ -48,13 +44,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-from PIL import Image
 
-from lab import images
-from lab.datasets import Dataset
-from lab.images import ImageError, ImageLook, read_image
 
 # An entry is only judged a bomb once it has produced this much: small files (a blank BMP, a
 # text file) can compress far better than max_ratio and harm nobody.
@@ -117,22 +107,6 @@ class ExtractReport:
     files: int  # files written
     bytes: int  # bytes decompressed, counted as they were produced
     skipped: dict[str, int]  # reason -> files skipped (see the module docstring)
-
-
-@dataclass(frozen=True)
-class ZipImport:
-    """A student's zip turned into a dataset, with what to tell them about it."""
-
-    dataset: Dataset
-    table: pd.DataFrame  # class_table(): class, images, warning
-    skipped: dict[str, int]  # reason -> files, from unpacking and decoding together
-
-    def notes(self) -> list[str]:
-        """Plain sentences for the student: what was skipped, and each class warning."""
-        skipped = describe_skipped(self.skipped)
-        out = [skipped] if skipped else []
-        out += [f"{row['class']}: {row['warning']}" for _, row in self.table.iterrows() if row["warning"]]
-        return out
 
 
 # --- unpacking ----------------------------------------------------------------
@@ -251,7 +225,7 @@ def _plan(entries, skipped: Counter) -> list[tuple[zipfile.ZipInfo, tuple[str, .
         is_dir = info.is_dir() or stat.S_ISDIR(mode)
         if not parts:
             continue  # "./" or "": the folder itself
-        if _is_junk(parts):
+        if is_junk(parts):
             if not is_dir:
                 skipped[SKIPPED_HIDDEN] += 1
             continue
@@ -286,7 +260,7 @@ def _name_parts(name: str) -> tuple[str, ...]:
     return tuple(parts)
 
 
-def _is_junk(parts: tuple[str, ...]) -> bool:
+def is_junk(parts: tuple[str, ...]) -> bool:
     return any(p.startswith(".") or p.lower() in _JUNK_NAMES for p in parts)
 
 
@@ -441,186 +415,3 @@ def _clear(root: Path, remove_folder: bool) -> None:
             shutil.rmtree(child, ignore_errors=True)
         else:
             child.unlink(missing_ok=True)
-
-
-# --- decoding -------------------------------------------------------------------
-
-
-def load_image_folder(root, size=(96, 96), channels: int = 3, *, workers: int | None = None):
-    """Decode a folder of class folders into arrays.
-
-    Args:
-        root: a folder whose subfolders are the classes (sorted by name). When it holds just
-            one folder that itself holds folders (``pets/cats``, ``pets/dogs``), that wrapper is
-            descended into. Pictures may sit deeper inside a class folder; they belong to it.
-        size: (height, width) every picture is resized to, stretched (no crop), with the same
-            resampling as `lab.images.prepare` uses for a non-fit-to-content look, so training
-            images and the Try tab's input are made alike.
-        channels: 3 (RGB) or 1 (grayscale).
-        workers: decoding threads (Pillow decodes outside the GIL); default up to 4.
-
-    Returns:
-        (x uint8 (N, H, W, C), y int64 (N,), class_names, skipped: reason -> count). Files that
-        `read_image` refuses, loose files beside the class folders, hidden files and links are
-        skipped and counted. A class whose pictures were all skipped keeps its name and has 0.
-    """
-    if channels not in (1, 3):
-        raise ValueError("channels must be 1 or 3")
-    height, width = size
-    root = _class_root(Path(root))
-    skipped: Counter = Counter()
-    folders, loose = _listing(root, skipped)
-    skipped[SKIPPED_LOOSE] += len(loose)
-    class_names = [d.name for d in folders]
-    items = [(path, label) for label, folder in enumerate(folders) for path in _files_under(folder, skipped)]
-
-    def decode(path: Path):
-        try:
-            image = read_image(path)
-        except ImageError as e:
-            return None, _image_reason(str(e))
-        small = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.LANCZOS)
-        return np.asarray(small, dtype=np.uint8).reshape(height, width, channels), None
-
-    workers = workers or min(4, os.cpu_count() or 1)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded = list(pool.map(decode, [path for path, _ in items]))
-    xs, ys = [], []
-    for (pixels, reason), (_, label) in zip(decoded, items):
-        if pixels is None:
-            skipped[reason] += 1
-        else:
-            xs.append(pixels)
-            ys.append(label)
-    x = np.stack(xs) if xs else np.zeros((0, height, width, channels), np.uint8)
-    y = np.asarray(ys, dtype=np.int64)
-    return x, y, class_names, {k: v for k, v in skipped.items() if v}
-
-
-def _listing(folder: Path, skipped: Counter | None = None) -> tuple[list[Path], list[Path]]:
-    """(visible subfolders, visible files), sorted by name; links and hidden things left out."""
-    dirs, files = [], []
-    for child in folder.iterdir():
-        if _is_junk((child.name,)):
-            if skipped is not None and not child.is_dir():
-                skipped[SKIPPED_HIDDEN] += 1
-        elif child.is_symlink():
-            if skipped is not None:
-                skipped[SKIPPED_LINK] += 1
-        elif child.is_dir():
-            dirs.append(child)
-        elif child.is_file():
-            files.append(child)
-    order = lambda p: (p.name.casefold(), p.name)  # noqa: E731
-    return sorted(dirs, key=order), sorted(files, key=order)
-
-
-def _class_root(root: Path) -> Path:
-    """Step into a single wrapping folder (pets/cats, pets/dogs), as deep as it goes."""
-    for _ in range(16):
-        dirs, files = _listing(root)
-        if len(dirs) == 1 and not files and _listing(dirs[0])[0]:
-            root = dirs[0]
-        else:
-            break
-    return root
-
-
-def _files_under(folder: Path, skipped: Counter) -> list[Path]:
-    dirs, files = _listing(folder, skipped)
-    for sub in dirs:
-        files += _files_under(sub, skipped)
-    return files
-
-
-def _image_reason(message: str) -> str:
-    if message == images.NOT_AN_IMAGE:
-        return SKIPPED_NOT_IMAGE
-    if message == images.TRUNCATED:
-        return SKIPPED_BROKEN_IMAGE
-    if "too large" in message:
-        return SKIPPED_HUGE_IMAGE
-    return SKIPPED_BAD_IMAGE
-
-
-# --- checking and putting it together ---------------------------------------------------
-
-
-def class_table(counts: dict, *, min_images: int = MIN_IMAGES_PER_CLASS, max_imbalance: float = MAX_IMBALANCE) -> pd.DataFrame:
-    """Columns class, images, warning ("" when all is well), one row per class in order.
-
-    Warns about a class with fewer than `min_images` pictures (or none), and about a class with
-    more than `max_imbalance` times fewer than the biggest. Raises ArchiveError for fewer than
-    2 classes: there is nothing to tell apart.
-    """
-    if len(counts) < 2:
-        has = f'only one, "{next(iter(counts))}"' if counts else "none"
-        raise ArchiveError("A classifier needs at least 2 classes: one folder of pictures per class "
-                           f"(for example cats/ and dogs/) inside the zip. This zip has {has}.")
-    biggest_name, biggest = max(counts.items(), key=lambda kv: kv[1])
-    rows = []
-    for name, n in counts.items():
-        n = int(n)
-        notes = []
-        if n == 0:
-            notes.append("no pictures we could read")
-        else:
-            if n < min_images:
-                notes.append(f"only {n} picture{'s' if n != 1 else ''}: aim for at least {min_images}")
-            if biggest > max_imbalance * n:
-                notes.append(f'{biggest / n:.1f}× fewer than "{biggest_name}" ({biggest}): '
-                             "the model may learn to favour the bigger class")
-        rows.append({"class": str(name), "images": n, "warning": "; ".join(notes)})
-    table = pd.DataFrame(rows, columns=["class", "images", "warning"])
-    return table.astype({"images": "int64"})
-
-
-def describe_skipped(skipped: dict[str, int], *, include_hidden: bool = False) -> str:
-    """One sentence for the student, e.g. "Skipped 3 files: 2 not images we can read, 1 …"."""
-    shown = {k: v for k, v in skipped.items() if v and (include_hidden or k != SKIPPED_HIDDEN)}
-    if not shown:
-        return ""
-    n = sum(shown.values())
-    parts = ", ".join(f"{v:,} {k}" for k, v in sorted(shown.items(), key=lambda kv: -kv[1]))
-    return f"Skipped {n:,} file{'s' if n != 1 else ''}: {parts}."
-
-
-def import_zip(zip_path, workdir, name: str, *, size=(96, 96), **limits) -> ZipImport:
-    """`dataset_from_zip` plus the class table and what was skipped, for the Data tab.
-
-    The zip is unpacked into a new scratch folder inside `workdir` (the student's own folder),
-    decoded, and the unpacked files are removed again: the dataset lives in memory.
-    `limits` go to `safe_extract_zip`.
-    """
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="unzip-", dir=workdir))
-    try:
-        report = safe_extract_zip(zip_path, scratch / "files", **limits)
-        x, y, class_names, skipped_decoding = load_image_folder(report.root, size)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    skipped = Counter(report.skipped)
-    skipped.update(skipped_decoding)
-    skipped = {k: v for k, v in skipped.items() if v}
-    per_class = np.bincount(y, minlength=len(class_names))
-    counts = {c: int(n) for c, n in zip(class_names, per_class)}
-    table = class_table(counts)
-    empty = [c for c, n in counts.items() if n == 0]
-    if empty:
-        why = describe_skipped(skipped)
-        raise ArchiveError(f"No pictures we could read in: {', '.join(empty)}. Every class needs some."
-                           + (f" {why}" if why else ""))
-    x.setflags(write=False)
-    y.setflags(write=False)
-    look = ImageLook(size[0], size[1], 3, light_on_dark=False, fit_to_content=False)
-    return ZipImport(Dataset(name, x, y, tuple(class_names), look), table, skipped)
-
-
-def dataset_from_zip(zip_path, workdir, name: str) -> Dataset:
-    """A student's zip of class folders as a Dataset of 96×96 RGB pictures.
-
-    Raises ArchiveError (a message for the student) for a refused zip, fewer than 2 classes, or
-    a class without a single readable picture.
-    """
-    return import_zip(zip_path, workdir, name).dataset

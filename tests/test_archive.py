@@ -20,8 +20,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab import archive
-from lab.archive import ArchiveError, class_table, dataset_from_zip, load_image_folder, safe_extract_zip
+from lab import archive, image_folder
+from lab.archive import ArchiveError, safe_extract_zip
+from lab.image_folder import class_table, dataset_from_zip, load_image_folder
 from lab.images import ImageLook, prepare, read_image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,7 +132,7 @@ def test_names_escaping_the_folder_refuse_the_whole_zip(tmp_path, name):
 def test_resolved_path_check_catches_escapes_the_name_check_missed(tmp_path, monkeypatch):
     # Second line of defence: even with a naive name check, the resolved path must stay inside.
     monkeypatch.setattr(archive, "_name_parts", lambda name: tuple(p for p in name.split("/") if p))
-    monkeypatch.setattr(archive, "_is_junk", lambda parts: False)  # ".." is a dot-name too
+    monkeypatch.setattr(archive, "is_junk", lambda parts: False)  # ".." is a dot-name too
     zip_path = pets_zip(tmp_path / "up.zip", 2, 2, extra=[("../evil.png", b"gotcha")])
     target = tmp_path / "student" / "files"
     with pytest.raises(ArchiveError, match="outside its folder"):
@@ -440,13 +441,13 @@ def test_files_that_are_not_pictures_are_skipped_and_counted(tmp_path):
              ("dogs/puppies/pup.png", picture(BLUE)),  # deeper inside a class folder: still a dog
              ("README.txt", b"my pets")]
     zip_path = pets_zip(tmp_path / "pets.zip", 12, 11, extra=extra)
-    result = archive.import_zip(zip_path, tmp_path / "work", "pets")
+    result = image_folder.import_zip(zip_path, tmp_path / "work", "pets")
     assert result.dataset.counts() == {"cats": 12, "dogs": 12}
     assert result.skipped == {
         archive.SKIPPED_NOT_IMAGE: 1, archive.SKIPPED_BROKEN_IMAGE: 1,
         archive.SKIPPED_HIDDEN: 1, archive.SKIPPED_LOOSE: 1,
     }
-    assert archive.describe_skipped(result.skipped) == (
+    assert image_folder.describe_skipped(result.skipped) == (
         "Skipped 3 files: 1 files outside a class folder, 1 not images we can read, 1 damaged or incomplete images."
     )
 
