@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,6 +30,16 @@ def test_importing_and_training_with_the_engine_loads_no_gradio():
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("module", ["lab.images", "lab.archive", "lab.image_folder", "lab.hparams", "lab.storage", "lab.datasets"])
+def test_light_engine_modules_load_no_ui_or_ml_framework(module):
+    """Reading images, zips and settings must not pay for (or depend on) TensorFlow or Gradio."""
+    code = (f"import sys, {module}; "
+            "print([m for m in ('gradio', 'keras', 'tensorflow', 'jax', 'sklearn') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "[]"
 
 
 def test_models_registry_builds_every_model_for_the_digits():
