@@ -23,7 +23,6 @@ from lab.archive import ArchiveError, safe_extract_zip
 from lab.image_folder import class_table, dataset_from_zip, load_image_folder
 from lab.images import ImageLook, prepare, read_image
 
-ROOT = Path(__file__).resolve().parents[1]
 RED, BLUE = (220, 30, 30), (30, 30, 220)
 
 
