@@ -1,4 +1,4 @@
-"""A student's zip of class folders: hostile archives are refused or defused, good ones load.
+"""A student's zip of class folders: hostile archives are refused or defused (lab.archive).
 
 Every hostile archive is built here, byte by byte where zipfile would not write it.
 """
@@ -18,65 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lab import archive, image_folder
+from lab import archive
 from lab.archive import ArchiveError, safe_extract_zip
-from lab.image_folder import class_table, dataset_from_zip, load_image_folder
-from lab.images import ImageLook, prepare, read_image
 
-RED, BLUE = (220, 30, 30), (30, 30, 220)
-
-
-def picture(colour, size=(40, 30), fmt="PNG", seed=0) -> bytes:
-    """A real image file: a flat colour with a little noise (so JPEG has something to do)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    pixels = np.clip(np.array(colour) + rng.integers(-10, 11, (h, w, 3)), 0, 255).astype(np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(pixels, "RGB").save(buf, fmt)
-    return buf.getvalue()
-
-
-def make_zip(path: Path, entries, compression=zipfile.ZIP_DEFLATED) -> Path:
-    """entries: (name or ZipInfo, bytes or str). Names are written exactly as given."""
-    with zipfile.ZipFile(path, "w", compression) as zf:
-        for name, data in entries:
-            if isinstance(name, str):
-                info = zipfile.ZipInfo("placeholder")
-                info.filename = name  # bypass any clean-up zipfile might do on writing
-                info.compress_type = compression
-                info.external_attr = (0o40755 << 16) | 0x10 if name.endswith("/") else 0o100644 << 16
-                name = info
-            zf.writestr(name, data)
-    return path
-
-
-def pets_zip(path: Path, n_cats=12, n_dogs=11, prefix="", extra=()) -> Path:
-    entries = [(f"{prefix}cats/cat_{i:02d}.png", picture(RED, (40 + i, 30), "PNG", i)) for i in range(n_cats)]
-    entries += [(f"{prefix}dogs/dog_{i:02d}.jpg", picture(BLUE, (50, 60 + i), "JPEG", i)) for i in range(n_dogs)]
-    return make_zip(path, [*entries, *extra])
-
-
-def stored_zip_bytes(names) -> bytes:
-    """A zip of empty stored entries built by hand: fast even for 100,000 names (ZIP64 past 65,535)."""
-    local, central = bytearray(), bytearray()
-    for name in names:
-        n = name.encode()
-        offset = len(local)
-        local += struct.pack("<4s5H3L2H", b"PK\x03\x04", 20, 0, 0, 0, 0, 0, 0, 0, len(n), 0) + n
-        central += struct.pack("<4s6H3L5H2L", b"PK\x01\x02", 20, 20, 0, 0, 0, 0, 0, 0, 0, len(n), 0, 0, 0, 0,
-                               0o100644 << 16, offset) + n
-    count, cd_offset, tail = len(names), len(local), b""
-    if count > 0xFFFF:
-        zip64_at = cd_offset + len(central)
-        tail += struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, len(central), cd_offset)
-        tail += struct.pack("<4sLQL", b"PK\x06\x07", 0, zip64_at, 1)
-        count = 0xFFFF
-    tail += struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(central), cd_offset, 0)
-    return bytes(local + central + tail)
-
-
-def tree(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
+from tests.zips import BLUE, RED, make_zip, pets_zip, picture, stored_zip_bytes, tree
 
 
 @pytest.fixture
@@ -388,103 +333,3 @@ def test_target_must_be_empty(tmp_path):
     with pytest.raises(FileExistsError):
         safe_extract_zip(zip_path, tmp_path / "t")
     assert tree(tmp_path / "t") == ["keep.txt"]
-
-
-# --- decoding the pictures ---------------------------------------------------------------
-
-
-def test_good_zip_becomes_a_dataset(tmp_path):
-    zip_path = pets_zip(tmp_path / "pets.zip", 12, 11)
-    work = tmp_path / "student"
-    data = dataset_from_zip(zip_path, work, "pets")
-    assert data.name == "pets" and data.class_names == ("cats", "dogs")
-    assert data.x.shape == (23, 96, 96, 3) and data.x.dtype == np.uint8
-    assert data.y.dtype == np.int64 and data.counts() == {"cats": 12, "dogs": 11}
-    assert data.look == ImageLook(96, 96, 3, light_on_dark=False, fit_to_content=False)
-    # Labels follow the pictures: red cats, blue dogs.
-    mean = data.x.reshape(len(data.x), -1, 3).mean(axis=1)
-    assert np.all((mean[:, 0] > 150) == (data.y == 0)) and np.all((mean[:, 2] > 150) == (data.y == 1))
-    assert list(work.iterdir()) == []  # the unpacked files are gone; the dataset is in memory
-
-
-def test_training_pictures_are_made_exactly_like_try_tab_input(tmp_path):
-    folder = tmp_path / "pets"
-    (folder / "cats").mkdir(parents=True)
-    (folder / "dogs").mkdir()
-    (folder / "cats" / "a.jpg").write_bytes(picture(RED, (173, 91), "JPEG"))
-    (folder / "dogs" / "b.png").write_bytes(picture(BLUE, (64, 200), "PNG"))
-    x, y, names, skipped = load_image_folder(folder, size=(48, 64))
-    assert x.shape == (2, 48, 64, 3) and list(y) == [0, 1] and names == ["cats", "dogs"] and skipped == {}
-    for i, path in enumerate([folder / "cats" / "a.jpg", folder / "dogs" / "b.png"]):
-        expected = np.rint(prepare(read_image(path), ImageLook(48, 64, 3)) * 255).astype(np.uint8)
-        assert np.array_equal(x[i], expected)
-    gray, _, _, _ = load_image_folder(folder, size=(8, 8), channels=1)
-    assert gray.shape == (2, 8, 8, 1)
-
-
-def test_single_wrapping_folder_is_descended_into(tmp_path):
-    mac_twins = [("__MACOSX/pets/cats/._cat_00.png", b"\x00\x05\x16\x07"), ("__MACOSX/._pets", b"\x00")]
-    zip_path = pets_zip(tmp_path / "pets.zip", 12, 11, prefix="pets/", extra=mac_twins)
-    data = dataset_from_zip(zip_path, tmp_path / "work", "pets")
-    assert data.class_names == ("cats", "dogs") and data.counts() == {"cats": 12, "dogs": 11}
-    deeper = pets_zip(tmp_path / "deeper.zip", 12, 11, prefix="Downloads/pets/")
-    assert dataset_from_zip(deeper, tmp_path / "work", "pets").class_names == ("cats", "dogs")
-
-
-def test_files_that_are_not_pictures_are_skipped_and_counted(tmp_path):
-    extra = [("cats/homework.png", b"this is a text file with a .png name\n"),
-             ("cats/.png", b"hidden, and not a picture"),
-             ("dogs/cut.jpg", picture(BLUE, (120, 120), "JPEG")[:400]),
-             ("dogs/puppies/pup.png", picture(BLUE)),  # deeper inside a class folder: still a dog
-             ("README.txt", b"my pets")]
-    zip_path = pets_zip(tmp_path / "pets.zip", 12, 11, extra=extra)
-    result = image_folder.import_zip(zip_path, tmp_path / "work", "pets")
-    assert result.dataset.counts() == {"cats": 12, "dogs": 12}
-    assert result.skipped == {
-        archive.SKIPPED_NOT_IMAGE: 1, archive.SKIPPED_BROKEN_IMAGE: 1,
-        archive.SKIPPED_HIDDEN: 1, archive.SKIPPED_LOOSE: 1,
-    }
-    assert image_folder.describe_skipped(result.skipped) == (
-        "Skipped 3 files: 1 files outside a class folder, 1 not images we can read, 1 damaged or incomplete images."
-    )
-
-
-def test_a_single_class_zip_is_refused(tmp_path):
-    zip_path = make_zip(tmp_path / "cats.zip", [(f"cats/{i}.png", picture(RED, seed=i)) for i in range(12)])
-    with pytest.raises(ArchiveError, match='at least 2 classes.*only one, "cats"'):
-        dataset_from_zip(zip_path, tmp_path / "work", "cats")
-    loose = make_zip(tmp_path / "loose.zip", [(f"{i}.png", picture(RED, seed=i)) for i in range(12)])
-    with pytest.raises(ArchiveError, match="at least 2 classes.*has none"):
-        dataset_from_zip(loose, tmp_path / "work", "loose")
-
-
-def test_a_class_without_readable_pictures_is_refused(tmp_path):
-    zip_path = pets_zip(tmp_path / "pets.zip", 12, 11, extra=[("birds/tweety.png", b"not a picture")])
-    with pytest.raises(ArchiveError, match="No pictures we could read in: birds.*1 not images we can read"):
-        dataset_from_zip(zip_path, tmp_path / "work", "pets")
-
-
-# --- the class table ---------------------------------------------------------------------------
-
-
-def test_class_table_warns_about_small_and_unbalanced_classes():
-    table = class_table({"cats": 40, "dogs": 12, "birds": 4, "fish": 0})
-    assert list(table.columns) == ["class", "images", "warning"]
-    assert list(table["class"]) == ["cats", "dogs", "birds", "fish"]
-    assert list(table["images"]) == [40, 12, 4, 0] and table["images"].dtype == np.int64
-    warn = dict(zip(table["class"], table["warning"]))
-    assert warn["cats"] == ""
-    assert "fewer than \"cats\"" in warn["dogs"] and "only" not in warn["dogs"]  # 40 / 12 > 3
-    assert "only 4 pictures" in warn["birds"] and "10.0× fewer" in warn["birds"]
-    assert warn["fish"] == "no pictures we could read"
-
-
-def test_class_table_is_quiet_for_a_good_dataset():
-    table = class_table({"cats": 30, "dogs": 10})  # exactly 3× and exactly 10: fine
-    assert list(table["warning"]) == ["", ""]
-
-
-def test_class_table_needs_two_classes():
-    for counts in ({}, {"cats": 50}):
-        with pytest.raises(ArchiveError, match="at least 2 classes"):
-            class_table(counts)
