@@ -40,7 +40,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
     from components.api import register_api
     from components.data_tab import create_data_tab, describe, wire_data_tab
     from components.services import Services, browser_state
-    from components.train_tab import create_train_tab, reattach, wire_train_tab
+    from components.train_tab import create_train_tab, describe_model, reattach, wire_train_tab
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
     from lab.jobs import JobManager
     from lab.runs import RunStore
@@ -85,7 +85,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
                    train_tab.seen, *train_tab.controls, try_tab.run_dropdown], api_visibility="private")
         demo.load(describe, data_tab.dataset, [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid],
                   api_visibility="private")
-        demo.load(lambda m: train_tab_model_info(m), train_tab.control("model"), train_tab.model_info,
+        demo.load(describe_model, train_tab.control("model"), train_tab.model_info,
                   api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo
@@ -97,16 +97,10 @@ def accelerator_details(rt) -> str:
     lines = [f"- **Devices:** {d['device_count']} × {d['device_kind']} ({d['replicas']} replica(s); the global batch is "
              f"the batch size × {d['replicas']})",
              f"- **Keras backend:** {d['backend']} — {d['reason']}",
-             f"- **Precision policy:** " + next((n for n in d["notes"] if n.startswith(d["policy"])), d["policy"])]
+             "- **Precision policy:** " + next((n for n in d["notes"] if n.startswith(d["policy"])), d["policy"])]
     lines += [f"- {n}" for n in d["notes"] if not n.startswith(d["policy"])]
     lines += [f"- ⚠️ {h}" for h in d["hints"]]
     return "\n".join(lines)
-
-
-def train_tab_model_info(name: str) -> str:
-    from models import MODELS
-
-    return f"**{name}**: {MODELS[name].description}" if name in MODELS else ""
 
 
 def launch(share: bool = False, host: str | None = None, port: int | None = None, runs_dir: str | None = None,

@@ -116,6 +116,14 @@ def _figures(snap: dict):
     return charts.loss_figure(snap["metrics"], epochs), charts.accuracy_figure(snap["metrics"], epochs)
 
 
+def describe_model(name: str) -> str:
+    """One line under the controls: what the chosen model is."""
+    from models import MODELS
+
+    spec = MODELS.get(name)
+    return f"**{name}**: {spec.description}" if spec else ""
+
+
 def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, run_dropdown, run_choices) -> None:
     """Connect Train, Stop and the live poll.
 
@@ -123,12 +131,6 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
         run_dropdown: the Try tab's run picker, refreshed when a job saves a run.
         run_choices: session -> gr.Dropdown update listing the student's runs, newest selected.
     """
-
-    def describe_model(name):
-        from models import MODELS
-
-        spec = MODELS.get(name)
-        return f"**{name}**: {spec.description}" if spec else ""
 
     def show_lr(exponent):
         return f"learning rate = **{10 ** exponent:.2g}**"
