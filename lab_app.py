@@ -44,13 +44,16 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
     from lab.jobs import JobManager
     from lab.runs import RunStore
-
     from lab.storage import choose_runs_dir
+    from lab.user_datasets import Catalog, UserDatasets
 
     rt = runtime or backend.runtime()
     runs_path, storage_note = choose_runs_dir(runs_dir)
     runs = RunStore(runs_path)
-    services = Services(jobs=JobManager(runs, lambda: rt), runs=runs, accelerator=rt.summary(), storage_note=storage_note)
+    # Students' own datasets live beside the runs, in a folder of their own (kept or lost with them).
+    user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"))
+    services = Services(jobs=JobManager(runs, lambda: rt, catalog=Catalog(user_datasets)), runs=runs,
+                        accelerator=rt.summary(), datasets=user_datasets, storage_note=storage_note)
 
     with gr.Blocks(title=TITLE) as demo:
         session = browser_state()

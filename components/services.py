@@ -13,6 +13,7 @@ import gradio as gr
 
 from lab.jobs import JobManager
 from lab.runs import RunStore
+from lab.user_datasets import UserDatasets
 
 
 @dataclass
@@ -20,6 +21,7 @@ class Services:
     jobs: JobManager
     runs: RunStore
     accelerator: str  # one line: devices and backend
+    datasets: UserDatasets  # the students' own datasets (uploads, webcam captures); jobs.catalog reads them too
     storage_note: str = ""
 
 

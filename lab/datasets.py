@@ -260,7 +260,8 @@ _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 
 def _load_mnist() -> Dataset:
-    look = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=True)
+    # MNIST digits are scaled into a 20x20 box centred in 28x28: a 4-pixel margin (0.2 of 20).
+    look = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=True, margin=0.2)
     return _keras_dataset("mnist", "MNIST", _KERAS_BASE + "mnist.npz", ("mnist.npz",),
                           tuple(str(i) for i in range(10)), look)
 

@@ -34,12 +34,21 @@ class Field:
     step: float | None = None
     log: bool = False  # shown on a log scale (learning rate)
     choices: Callable[[], list[str]] | None = None
+    # Values accepted beyond `choices` (a student's own dataset id); checked for existence later.
+    also_valid: Callable[[str], bool] | None = None
+    group: str = "main"  # where the Train tab shows it: main, augment or transfer
 
 
 def _datasets() -> list[str]:
     from lab.datasets import DATASETS
 
     return list(DATASETS)
+
+
+def _is_user_dataset(name: str) -> bool:
+    from lab.user_datasets import is_dataset_id
+
+    return is_dataset_id(name)
 
 
 def _models() -> list[str]:
@@ -55,7 +64,7 @@ def _optimizers() -> list[str]:
 
 
 FIELDS: tuple[Field, ...] = (
-    Field("dataset", str, "digits", "Dataset", "The images to learn from.", choices=_datasets),
+    Field("dataset", str, "digits", "Dataset", "The images to learn from.", choices=_datasets, also_valid=_is_user_dataset),
     Field("model", str, "mlp", "Model", "The network architecture.", choices=_models),
     Field("optimizer", str, "adam", "Optimizer", "How the weights are updated from the gradient.", choices=_optimizers),
     Field("learning_rate", float, 3e-3, "Learning rate", "Size of each update step. Too high and the loss diverges; too low and nothing happens.", 1e-5, 1.0, log=True),
@@ -63,9 +72,24 @@ FIELDS: tuple[Field, ...] = (
     Field("epochs", int, 15, "Epochs", "Passes over the training images.", 1, 200, 1),
     Field("validation_split", float, 0.2, "Validation fraction", "Share of images held out to measure accuracy on unseen data.", 0.05, 0.5, 0.05),
     Field("seed", int, 42, "Seed", "Same seed, same shuffle and starting weights: a repeatable experiment.", 0, 2**31 - 1, 1),
-    Field("augment_flip", bool, False, "Flip", "Mirror images left-right at random (bad for digits: a mirrored 3 is not a 3)."),
-    Field("augment_rotation", float, 0.0, "Rotation", "Random rotation, as a fraction of a full turn (0 = off).", 0.0, 0.25, 0.01),
-    Field("augment_zoom", float, 0.0, "Zoom", "Random zoom in or out by up to this fraction (0 = off).", 0.0, 0.5, 0.05),
+    # Augmentation: random changes to the training images (never to validation images); 0 = off.
+    Field("augment_flip", bool, False, "Flip", "Mirror images left-right at random (bad for digits: a mirrored 3 is not a 3).", group="augment"),
+    Field("augment_rotation", float, 0.0, "Rotation", "Random rotation, as a fraction of a full turn (0 = off).", 0.0, 0.25, 0.01, group="augment"),
+    Field("augment_zoom", float, 0.0, "Zoom", "Random zoom in or out by up to this fraction (0 = off).", 0.0, 0.5, 0.05, group="augment"),
+    Field("augment_translate", float, 0.0, "Shift", "Random shift up/down and left/right by up to this fraction of the image (0 = off).", 0.0, 0.3, 0.05, group="augment"),
+    Field("augment_contrast", float, 0.0, "Contrast", "Random contrast change by up to this fraction (0 = off).", 0.0, 0.9, 0.1, group="augment"),
+    Field("augment_brightness", float, 0.0, "Brightness", "Random brightening or darkening by up to this fraction (0 = off).", 0.0, 0.9, 0.1, group="augment"),
+    Field("augment_color", float, 0.0, "Colour jitter", "Random changes of saturation and hue (colour images only; 0 = off).", 0.0, 1.0, 0.1, group="augment"),
+    Field("augment_randaugment", float, 0.0, "RandAugment", "Two random operations per image from a list of many, at this strength (0 = off).", 0.0, 1.0, 0.1, group="augment"),
+    Field("augment_erasing", float, 0.0, "Random erasing", "Chance of blanking out a random rectangle of each image (0 = off).", 0.0, 1.0, 0.1, group="augment"),
+    Field("augment_mixup", float, 0.0, "MixUp", "Blend pairs of images and their labels; the strength shapes how much (0 = off).", 0.0, 1.0, 0.1, group="augment"),
+    Field("augment_cutmix", float, 0.0, "CutMix", "Paste a patch of one image into another and mix the labels by area (0 = off).", 0.0, 1.0, 0.1, group="augment"),
+    Field("augment_gridmask", float, 0.0, "GridMask (keras-cv)", "Hide a grid of squares, at this ratio (needs keras-cv; 0 = off).", 0.0, 0.9, 0.1, group="augment"),
+    Field("augment_channel_shuffle", bool, False, "Channel shuffle (keras-cv)", "Swap the red, green and blue channels at random (needs keras-cv).", group="augment"),
+    Field("augment_cutout", float, 0.0, "Cutout (keras-cv)", "Cut out one random square up to this fraction of the image (needs keras-cv; 0 = off).", 0.0, 0.5, 0.05, group="augment"),
+    # Transfer learning: only for the models with a pretrained backbone.
+    Field("fine_tune_epochs", int, 0, "Fine-tune epochs", "Transfer models: after the new head has trained, unfreeze the backbone's top layers and train this many more epochs at a tenth of the learning rate (0 = off).", 0, 50, 1, group="transfer"),
+    Field("fine_tune_layers", int, 20, "Layers to unfreeze", "Transfer models: how many of the backbone's top layers fine-tuning trains (batch-norm layers stay frozen).", 1, 200, 1, group="transfer"),
 )
 FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
@@ -83,6 +107,24 @@ class HParams:
     augment_flip: bool = False
     augment_rotation: float = 0.0
     augment_zoom: float = 0.0
+    augment_translate: float = 0.0
+    augment_contrast: float = 0.0
+    augment_brightness: float = 0.0
+    augment_color: float = 0.0
+    augment_randaugment: float = 0.0
+    augment_erasing: float = 0.0
+    augment_mixup: float = 0.0
+    augment_cutmix: float = 0.0
+    augment_gridmask: float = 0.0
+    augment_channel_shuffle: bool = False
+    augment_cutout: float = 0.0
+    fine_tune_epochs: int = 0
+    fine_tune_layers: int = 20
+
+    @property
+    def total_epochs(self) -> int:
+        """Epochs of the whole job: the head's, then fine-tuning's (charts span both)."""
+        return self.epochs + self.fine_tune_epochs
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -155,7 +197,7 @@ def validate(raw: dict[str, Any] | None = None, **overrides: Any) -> HParams:
         except ValueError as e:
             problems.append(f"{f.label} ({f.name}) {e}")
             continue
-        if f.choices is not None:
+        if f.choices is not None and not (f.also_valid and f.also_valid(v)):
             options = f.choices()
             if v not in options:
                 problems.append(f"{f.label} ({f.name}) must be one of {', '.join(options)}, not {v!r}")
@@ -164,6 +206,19 @@ def validate(raw: dict[str, Any] | None = None, **overrides: Any) -> HParams:
             problems.append(f"{f.label} ({f.name}) must be between {_fmt(f.low)} and {_fmt(f.high)}, not {_fmt(v)}")
             continue
         values[f.name] = v
+    if not problems and values.get("fine_tune_epochs", 0) > 0 and not _is_transfer(values["model"]):
+        problems.append(f"Fine-tune epochs (fine_tune_epochs) only apply to the transfer models "
+                        f"({', '.join(_transfer_models())}); set it to 0 for {values['model']}")
     if problems:
         raise HParamsError(problems)
     return HParams(**values)
+
+
+def _transfer_models() -> list[str]:
+    from models import MODELS
+
+    return [name for name, spec in MODELS.items() if spec.transfer]
+
+
+def _is_transfer(model: str) -> bool:
+    return model in _transfer_models()

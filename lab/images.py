@@ -27,9 +27,6 @@ MIN_INK_CONTRAST = 40
 # Ink pixels must also reach this fraction of the strongest ink, so shadows
 # and smudges far weaker than the strokes do not stretch the crop.
 MIN_INK_FRACTION = 0.15
-# The 8x8 training digits fill their box from top to bottom (every sample
-# uses all 8 rows), so the crop is padded by only this fraction per side.
-CONTENT_MARGIN = 0.0
 
 
 class ImageError(ValueError):
@@ -45,6 +42,9 @@ class ImageLook:
     channels: int  # 1 (grayscale) or 3 (RGB)
     light_on_dark: bool = False  # e.g. digits: light strokes on black
     fit_to_content: bool = False  # crop to the drawn object, pad to square
+    # With fit_to_content: empty border around the object, as a fraction of its size per side.
+    # The 8x8 digits fill their box (0); MNIST centres a 20-pixel digit in 28 pixels (0.2).
+    margin: float = 0.0
 
     def shape(self) -> tuple:
         """The model input shape (height, width, channels)."""
@@ -250,7 +250,7 @@ def _fit_to_content(pixels: np.ndarray, gray: np.ndarray, look: ImageLook) -> np
 
     h, w = crop.shape[:2]
     aspect = look.width / look.height
-    out_h = max(1, round(max(h, w / aspect) * (1 + 2 * CONTENT_MARGIN)))
+    out_h = max(1, round(max(h, w / aspect) * (1 + 2 * look.margin)))
     out_w = max(1, round(out_h * aspect))
     canvas = np.zeros((out_h, out_w, crop.shape[2]), dtype=np.float32)
     y0, x0 = (out_h - h) // 2, (out_w - w) // 2

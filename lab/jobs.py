@@ -48,12 +48,17 @@ class JobManager:
         runtime: a zero-argument callable returning the lab.backend.Runtime (called in the worker,
             so the app starts before the accelerator is initialised).
         train: the training function (lab.training.fit); tests pass a fake.
+        catalog: where datasets are looked up by name (lab.user_datasets.Catalog: the built-in
+            ones and the students' own); by default only the built-in ones.
     """
 
-    def __init__(self, runs, runtime, train=None, keep_finished: int = 500):
+    def __init__(self, runs, runtime, train=None, keep_finished: int = 500, catalog=None):
+        from lab.user_datasets import Catalog
+
         self.runs = runs
         self._runtime = runtime
         self._train = train
+        self.catalog = catalog or Catalog()
         self._jobs: dict[str, Job] = {}
         self._queue: deque[str] = deque()
         self._cv = threading.Condition()
@@ -63,7 +68,14 @@ class JobManager:
 
     # -- requests ---------------------------------------------------------
     def submit(self, owner: str, hparams: HParams) -> Job:
-        """Queue a job for `owner`; refuse while that owner has one queued or running."""
+        """Queue a job for `owner`; refuse while that owner has one queued or running, or when
+        the dataset is someone else's (or gone)."""
+        from lab.datasets import DatasetError
+
+        try:
+            self.catalog.check(hparams.dataset, owner)
+        except DatasetError as e:
+            raise JobError(str(e)) from None
         with self._cv:
             for job in self._jobs.values():
                 if job.owner == owner and job.state in ACTIVE:
@@ -154,7 +166,9 @@ class JobManager:
         job.log.progress["phase"] = "starting the accelerator"
         runtime = self._runtime()
         job.log.progress["accelerator"] = runtime.summary()
-        result = train(job.hparams, runtime, job.log)
+        job.log.progress["phase"] = "loading the dataset"
+        data = self.catalog.load(job.hparams.dataset, job.owner)
+        result = train(job.hparams, runtime, job.log, data=data)
         if not job.log.rows:
             job.state = "failed" if result.diverged else "stopped"
             job.message = DIVERGED if result.diverged else "stopped before the first measurement; nothing to keep"
@@ -163,7 +177,7 @@ class JobManager:
         job.log.progress["phase"] = "saving the run"
         job.run_id = self.runs.save(
             owner=job.owner, hparams=job.hparams, metrics=job.log.snapshot(), model=result.model,
-            class_names=result.class_names, look=_look(job.hparams), state=state,
+            class_names=result.class_names, look=data.look, state=state,
         )
         if result.diverged:
             job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as run {job.run_id}."
@@ -179,14 +193,10 @@ class JobManager:
             del self._jobs[j.job_id]
 
 
-def _look(hp: HParams):
-    from lab import datasets
-
-    return datasets.load(hp.dataset).look
-
-
 def _plain(e: Exception) -> str:
+    from lab.datasets import DatasetError
+
     # The lab's own errors, and download failures (datasets, ImageNet weights), are written for people.
-    if isinstance(e, (TrainingError, JobError, RuntimeError)) and str(e):
+    if isinstance(e, (TrainingError, JobError, RuntimeError, DatasetError)) and str(e):
         return str(e)
     return f"training failed: {type(e).__name__}: {e}"

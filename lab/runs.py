@@ -13,7 +13,7 @@ import shutil
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,8 +83,7 @@ class RunStore:
             "created": time.time(),
             "state": state,
             "class_names": list(class_names),
-            "look": {"height": look.height, "width": look.width, "channels": look.channels,
-                     "light_on_dark": look.light_on_dark, "fit_to_content": look.fit_to_content},
+            "look": asdict(look),
             "val_accuracy": float(val.iloc[-1]) if len(val) else None,
         }
         (tmp / "hparams.json").write_text(json.dumps(hparams.to_dict(), indent=2))

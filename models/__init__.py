@@ -18,6 +18,7 @@ class ModelSpec:
     name: str
     description: str
     build: Callable  # (input_shape: tuple, num_classes: int, hp) -> keras.Model
+    transfer: bool = False  # a pretrained, frozen backbone plus a new head (fine-tuning and feature caching apply)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -25,8 +26,8 @@ MODELS: dict[str, ModelSpec] = {
     "small_cnn": ModelSpec("small_cnn", small_cnn.DESCRIPTION, small_cnn.build),
     "resnet": ModelSpec("resnet", resnet.DESCRIPTION, resnet.build),
     "tiny_vit": ModelSpec("tiny_vit", vit.DESCRIPTION, vit.build),
-    "mobilenet_v3_small": ModelSpec("mobilenet_v3_small", transfer.MOBILENET_DESCRIPTION, transfer.build_mobilenet_v3_small),
-    "efficientnet_b0": ModelSpec("efficientnet_b0", transfer.EFFICIENTNET_DESCRIPTION, transfer.build_efficientnet_b0),
+    "mobilenet_v3_small": ModelSpec("mobilenet_v3_small", transfer.MOBILENET_DESCRIPTION, transfer.build_mobilenet_v3_small, transfer=True),
+    "efficientnet_b0": ModelSpec("efficientnet_b0", transfer.EFFICIENTNET_DESCRIPTION, transfer.build_efficientnet_b0, transfer=True),
 }
 
 

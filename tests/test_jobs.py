@@ -2,6 +2,7 @@
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,7 +31,7 @@ def fake_train(rows=5, delay=0.02, fail=None, diverge_after=None):
     """A stand-in for lab.training.fit that writes rows like the real callback."""
     started = threading.Event()
 
-    def train(hp, runtime, log):
+    def train(hp, runtime, log, data=None):
         started.set()
         if fail:
             raise fail
@@ -48,16 +49,19 @@ def fake_train(rows=5, delay=0.02, fail=None, diverge_after=None):
     return train
 
 
+class FakeCatalog:
+    """Datasets by name without reading any: every name exists, and its look is "look"."""
+
+    def load(self, name, owner=None):
+        return SimpleNamespace(look="look", class_names=("a", "b"))
+
+    def check(self, name, owner):
+        pass
+
+
 def manager(train, runs=None):
-    jm = JobManager(runs or FakeRuns(), FakeRuntime, train=train)
+    jm = JobManager(runs or FakeRuns(), FakeRuntime, train=train, catalog=FakeCatalog())
     return jm
-
-
-@pytest.fixture(autouse=True)
-def no_dataset_lookup(monkeypatch):
-    from lab import jobs
-
-    monkeypatch.setattr(jobs, "_look", lambda hp: "look")
 
 
 def test_a_job_runs_to_done_and_is_saved():

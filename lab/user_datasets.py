@@ -1,0 +1,221 @@
+"""UserDatasets: the students' own datasets (an uploaded zip, webcam captures), each private.
+
+A dataset gets an id like ``pets@3f9a1c0b7e`` (the name the student chose, then a random
+part): that id is what `/train` takes as ``dataset``. Ids are unguessable and every dataset
+remembers its owner, so one student can neither list nor train on another's pictures.
+
+On disk, under `root`: ``<random part>/data.npz`` (uint8 images, labels) and ``meta.json``
+(owner, name, class names, counts, how the images look, what was skipped). Saves are atomic
+(a temporary folder renamed into place), so a crash never leaves half a dataset behind.
+Part of the engine: no gradio, no keras.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lab.datasets import Dataset, DatasetError
+from lab.images import ImageLook
+
+_ID = re.compile(r"^([a-z0-9][a-z0-9_-]{0,39})@([0-9a-f]{10})$")
+MAX_DATASETS_PER_OWNER = 20  # the oldest are removed beyond this: a shared disk must not fill up
+MIN_CLASSES = 2
+
+
+def slug(name: str) -> str:
+    """A dataset name as it appears in ids: lower-case letters, digits, '-' and '_' (at most 40)."""
+    s = re.sub(r"[^a-z0-9_-]+", "-", str(name).strip().lower()).strip("-_")[:40]
+    return s or "my-images"
+
+
+def is_dataset_id(name) -> bool:
+    """True when `name` has the form of a student's dataset id (whether or not it exists)."""
+    return isinstance(name, str) and _ID.match(name) is not None
+
+
+@dataclass(frozen=True)
+class UserDatasetInfo:
+    dataset_id: str
+    owner: str
+    name: str
+    class_names: tuple[str, ...]
+    counts: dict[str, int]
+    look: ImageLook
+    source: str  # "zip" or "webcam"
+    skipped: dict[str, int]
+    created: float
+
+    def title(self) -> str:
+        """How the dropdowns show it."""
+        n = sum(self.counts.values())
+        return f"{self.name} (yours: {len(self.class_names)} classes, {n:,} images)"
+
+
+class UserDatasets:
+    """The students' datasets on disk under `root`; safe to share between threads.
+
+    Args:
+        root: a folder of its own (created if missing).
+        cache_size: datasets kept decoded in memory (training and the Data tab reread them).
+    """
+
+    def __init__(self, root, cache_size: int = 4):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._cache: OrderedDict[str, Dataset] = OrderedDict()
+        self._cache_size = cache_size
+
+    def add(self, owner: str, name: str, x: np.ndarray, y: np.ndarray, class_names, look: ImageLook, *,
+            source: str, skipped: dict[str, int] | None = None) -> UserDatasetInfo:
+        """Save a dataset for `owner` and return its info (with the id to train on).
+
+        Raises:
+            DatasetError: fewer than two classes, a class with no images, or arrays that disagree.
+        """
+        x, y = np.asarray(x), np.asarray(y).astype(np.int64).ravel()
+        class_names = tuple(str(c) for c in class_names)
+        counts = np.bincount(y, minlength=len(class_names)) if len(y) else np.zeros(len(class_names), int)
+        if len(class_names) < MIN_CLASSES:
+            raise DatasetError(f"A dataset needs at least {MIN_CLASSES} classes; this one has {len(class_names)}.")
+        if x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != look.shape() or len(x) != len(y):
+            raise DatasetError(f"images must be uint8 of shape (N, {', '.join(map(str, look.shape()))})")
+        if len(counts) > len(class_names) or y.min(initial=0) < 0:
+            raise DatasetError("labels must be class numbers from 0 to the number of classes - 1")
+        empty = [c for c, n in zip(class_names, counts) if n == 0]
+        if empty:
+            raise DatasetError(f"Every class needs pictures; none in: {', '.join(empty)}.")
+        key = secrets.token_hex(5)
+        info = UserDatasetInfo(
+            dataset_id=f"{slug(name)}@{key}", owner=owner, name=str(name).strip() or slug(name),
+            class_names=class_names, counts={c: int(n) for c, n in zip(class_names, counts)}, look=look,
+            source=source, skipped=dict(skipped or {}), created=time.time(),
+        )
+        tmp = self.root / f".tmp-{key}"
+        tmp.mkdir()
+        try:
+            np.savez(tmp / "data.npz", x=x, y=y)
+            meta = {**asdict(info), "look": asdict(look), "class_names": list(class_names)}
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            tmp.rename(self.root / key)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        for old in self.list(owner)[MAX_DATASETS_PER_OWNER:]:
+            self.delete(old.dataset_id, owner)
+        return info
+
+    def list(self, owner: str) -> list[UserDatasetInfo]:
+        """`owner`'s datasets, newest first (unreadable folders are skipped)."""
+        out = []
+        for folder in self.root.iterdir():
+            if folder.name.startswith(".") or not (folder / "meta.json").exists():
+                continue
+            try:
+                info = _read_info(folder)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if info.owner == owner:
+                out.append(info)
+        return sorted(out, key=lambda i: i.created, reverse=True)
+
+    def info(self, dataset_id: str, owner: str | None = None) -> UserDatasetInfo:
+        """The dataset's info; with `owner`, only when it is theirs.
+
+        Raises:
+            DatasetError: no such dataset (or not the owner's: the message is the same).
+        """
+        folder = self._folder(dataset_id)
+        try:
+            info = _read_info(folder)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise DatasetError(_missing(dataset_id)) from None
+        if owner is not None and info.owner != owner:
+            raise DatasetError(_missing(dataset_id))
+        return info
+
+    def load(self, dataset_id: str, owner: str | None = None) -> Dataset:
+        """The dataset, decoded once and kept in a small cache (arrays are read-only)."""
+        info = self.info(dataset_id, owner)
+        with self._lock:
+            if dataset_id in self._cache:
+                self._cache.move_to_end(dataset_id)
+                return self._cache[dataset_id]
+        with np.load(self._folder(dataset_id) / "data.npz", allow_pickle=False) as f:
+            x, y = f["x"], f["y"].astype(np.int64)
+        x.setflags(write=False)
+        y.setflags(write=False)
+        data = Dataset(dataset_id, x, y, info.class_names, info.look)
+        with self._lock:
+            self._cache[dataset_id] = data
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return data
+
+    def delete(self, dataset_id: str, owner: str) -> None:
+        """Remove one of `owner`'s datasets (runs trained on it keep working)."""
+        self.info(dataset_id, owner)
+        shutil.rmtree(self._folder(dataset_id), ignore_errors=True)
+        with self._lock:
+            self._cache.pop(dataset_id, None)
+
+    def _folder(self, dataset_id: str) -> Path:
+        m = _ID.match(dataset_id) if isinstance(dataset_id, str) else None
+        if m is None:  # ids come from browsers and API callers: only the fixed form names a folder
+            raise DatasetError(_missing(dataset_id))
+        folder = self.root / m.group(2)
+        if not (folder / "meta.json").exists():
+            raise DatasetError(_missing(dataset_id))
+        return folder
+
+
+def _missing(dataset_id) -> str:
+    return (f"No dataset {dataset_id!r} of yours. Upload a zip or capture pictures in the Data tab; "
+            "the built-in datasets still work.")
+
+
+def _read_info(folder: Path) -> UserDatasetInfo:
+    meta = json.loads((folder / "meta.json").read_text())
+    return UserDatasetInfo(
+        dataset_id=meta["dataset_id"], owner=meta["owner"], name=meta["name"],
+        class_names=tuple(meta["class_names"]), counts={str(k): int(v) for k, v in meta["counts"].items()},
+        look=ImageLook(**meta["look"]), source=meta["source"], skipped=dict(meta.get("skipped", {})),
+        created=float(meta["created"]),
+    )
+
+
+class Catalog:
+    """Every dataset a job may name: the built-in registry, then the students' own.
+
+    The JobManager and the tabs load through one Catalog, so training, the Data tab and the
+    run store agree on what a name means.
+    """
+
+    def __init__(self, user: UserDatasets | None = None):
+        self.user = user
+
+    def load(self, name: str, owner: str | None = None) -> Dataset:
+        from lab import datasets
+
+        if is_dataset_id(name):
+            if self.user is None:
+                raise DatasetError(_missing(name))
+            return self.user.load(name, owner)
+        return datasets.load(name)
+
+    def check(self, name: str, owner: str) -> None:
+        """Raise DatasetError when `owner` may not train on `name` (someone else's, or deleted)."""
+        if is_dataset_id(name):
+            if self.user is None:
+                raise DatasetError(_missing(name))
+            self.user.info(name, owner)
