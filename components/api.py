@@ -1,4 +1,4 @@
-"""The scripting API (gr.api): /train, /job_status, /stop, /predict.
+"""The scripting API (gr.api): /train, /job_status, /stop, /predict, /add_dataset.
 
 Everything that arrives here is untrusted: hyperparameters are validated by lab.hparams,
 files are decoded by lab.images, and each failure is a gr.Error with a plain message.
@@ -10,6 +10,8 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from lab import inference
+from lab.archive import ArchiveError
+from lab.datasets import DatasetError
 from lab.hparams import HParamsError, validate
 from lab.images import ImageError
 from lab.jobs import JobError
@@ -67,6 +69,23 @@ def register_api(services: Services) -> None:
             raise gr.Error(str(e)) from None
         return {**result.as_dict(), "run_id": run_id}
 
+    def add_dataset(archive: FileData, name: str = "", request: gr.Request = None) -> dict:
+        """Add a dataset from a zip of class folders (cats/..., dogs/...); train on it by passing the
+        returned `dataset` to /train. Returns dataset, classes, counts (pictures per class) and
+        skipped (reason -> files left out)."""
+        path = archive.get("path") if isinstance(archive, dict) else getattr(archive, "path", None)
+        if not path:
+            raise gr.Error("send a zip file (gradio_client.handle_file(path))")
+        if name is not None and not isinstance(name, str):
+            raise gr.Error("name must be text")
+        try:
+            info, imported = services.datasets.add_zip(owner_of(request), path, name or "")
+        except (ArchiveError, DatasetError) as e:
+            raise gr.Error(str(e)) from None
+        return {"dataset": info.dataset_id, "name": info.name, "classes": list(info.class_names),
+                "counts": info.counts, "skipped": imported.skipped, "notes": imported.notes()}
+
     for fn in (train, job_status, stop):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
     gr.api(predict, api_name="predict", concurrency_limit=None)
+    gr.api(add_dataset, api_name="add_dataset", concurrency_limit=2)  # decoding pictures is CPU work

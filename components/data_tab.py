@@ -1,4 +1,5 @@
-"""Data tab: what a dataset holds: classes, counts, a grid of samples, how its images look."""
+"""Data tab: what a dataset holds (classes, counts, samples, how its images look), and adding
+your own pictures as a zip of class folders."""
 
 from __future__ import annotations
 
@@ -8,6 +9,17 @@ import gradio as gr
 import pandas as pd
 
 from lab import charts, datasets
+from lab.archive import ArchiveError
+from lab.image_folder import class_table
+from lab.user_datasets import is_dataset_id
+
+from components.services import Services, dataset_dropdown, ensure_client
+
+ZIP_HELP = (
+    "Make one folder per class and zip them together: `cats/…`, `dogs/…` (a folder around them is fine). "
+    "JPEG, PNG, GIF, WebP or BMP pictures; up to 5,000 files and 200 MB. Pictures are resized to 96×96. "
+    "Anything else in the zip is skipped and counted. Your dataset is yours alone: other students cannot see it."
+)
 
 
 @dataclass
@@ -18,46 +30,103 @@ class DataTab:
     counts_plot: gr.Plot
     grid: gr.Image
     reshuffle: gr.Button
+    upload: gr.File
+    upload_name: gr.Textbox
+    upload_button: gr.Button
+    upload_status: gr.Markdown
 
 
 def create_data_tab(default: str = "digits") -> DataTab:
     with gr.Row():
         dataset = gr.Dropdown(list(datasets.DATASETS), value=default, label="Dataset", elem_id="data-dataset", scale=3)
         reshuffle = gr.Button("🔀 Other samples", scale=1, size="sm")
-    summary = gr.Markdown()
+    summary = gr.Markdown(elem_id="data-summary")
     with gr.Row():
         with gr.Column(scale=2):
             grid = gr.Image(label="Samples (one row per class)", interactive=False, elem_id="data-grid")
         with gr.Column(scale=1):
             counts_plot = gr.Plot(show_label=False)
-            counts = gr.Dataframe(label="Images per class", interactive=False)
-    return DataTab(dataset, summary, counts, counts_plot, grid, reshuffle)
+            counts = gr.Dataframe(label="Images per class", interactive=False, elem_id="data-counts")
+    with gr.Accordion("➕ Add your own pictures (a zip of class folders)", open=True):
+        gr.Markdown(ZIP_HELP)
+        with gr.Row():
+            upload = gr.File(label="Zip of class folders", file_types=[".zip"], type="filepath",
+                             elem_id="data-upload", scale=2)
+            with gr.Column(scale=1):
+                upload_name = gr.Textbox(label="Name", placeholder="e.g. pets (default: the zip's name)",
+                                         max_length=60, elem_id="data-upload-name")
+                upload_button = gr.Button("Add dataset", variant="primary", elem_id="data-upload-button")
+        upload_status = gr.Markdown(elem_id="data-upload-status")
+    return DataTab(dataset, summary, counts, counts_plot, grid, reshuffle, upload, upload_name, upload_button,
+                   upload_status)
 
 
-def describe(name: str, seed: int = 0):
-    """Summary, counts table, counts chart and sample grid for one dataset."""
+def describe(services: Services, name: str, owner: str, seed: int = 0):
+    """Summary, counts table, counts chart and sample grid for one dataset the student may see."""
     try:
-        data = datasets.load(name)
+        data = services.jobs.catalog.load(name, owner)
     except datasets.DatasetError as e:
         return f"⚠️ {e}", None, None, None
     look = data.look
     counts = data.counts()
+    if is_dataset_id(name):
+        info = services.datasets.info(name, owner)
+        what = f"**{info.name}** (yours, from {'your webcam' if info.source == 'webcam' else 'your zip'}; " \
+               f"train on it with the name `{name}`)"
+    else:
+        what = f"**{name}**: {datasets.DATASETS[name].description}"
     summary = (
-        f"**{name}**: {datasets.DATASETS[name].description}\n\n"
+        f"{what}\n\n"
         f"{len(data.y):,} images in {data.num_classes} classes · {look.height}×{look.width} pixels · "
         f"{'grey' if look.channels == 1 else 'colour'}"
         f"{' · light strokes on a dark background' if look.light_on_dark else ''}. "
         "Training holds out the validation fraction (Train tab) to measure accuracy on unseen images."
     )
-    table = pd.DataFrame({"class": list(counts), "images": list(counts.values())})
+    table = class_table(counts) if is_dataset_id(name) else pd.DataFrame({"class": list(counts), "images": list(counts.values())})
     return summary, table, charts.class_counts_figure(counts), datasets.sample_grid(data, seed=seed)
 
 
-def wire_data_tab(tab: DataTab) -> None:
+def add_zip(services: Services, session, path, name, progress=None):
+    """Import a student's zip. Returns (session, status markdown, new dataset id or None)."""
+    session = ensure_client(session)
+    if not path:
+        return session, "Choose a zip file first (one folder of pictures per class).", None
+    if progress is not None:
+        progress(0.2, desc="Unpacking and reading your pictures…")
+    try:
+        info, imported = services.datasets.add_zip(session["client"], path, name)
+    except (ArchiveError, datasets.DatasetError) as e:
+        return session, f"⚠️ {e} Nothing was added.", None
+    lines = [f"✅ Added **{info.name}**: {sum(info.counts.values()):,} pictures in {len(info.class_names)} classes "
+             f"({', '.join(f'{c} {n}' for c, n in info.counts.items())}). It is selected here and in the Train tab."]
+    lines += [f"- ⚠️ {n}" if ":" in n else f"- {n}" for n in imported.notes()]
+    return session, "\n".join(lines), info.dataset_id
+
+
+def wire_data_tab(tab: DataTab, services: Services, session: gr.BrowserState, train_dataset: gr.Dropdown) -> None:
+    """Connect the dataset view and the zip upload.
+
+    Args:
+        train_dataset: the Train tab's dataset dropdown: a new dataset is selected there too.
+    """
     outputs = [tab.summary, tab.counts, tab.counts_plot, tab.grid]
-    tab.dataset.change(describe, tab.dataset, outputs, api_visibility="private")
+
+    def show(name, s):
+        return describe(services, name, ensure_client(s)["client"])
+
+    tab.dataset.change(show, [tab.dataset, session], outputs, api_visibility="private")
     # The seed must go back into the State: a State that is only read keeps its 0, so every click after
     # the first showed the same "other" samples.
     seed = gr.State(0)
-    tab.reshuffle.click(lambda name, n: (describe(name, n + 1)[3], n + 1), [tab.dataset, seed], [tab.grid, seed],
-                        api_visibility="private")
+    tab.reshuffle.click(lambda name, s, n: (describe(services, name, ensure_client(s)["client"], n + 1)[3], n + 1),
+                        [tab.dataset, session, seed], [tab.grid, seed], api_visibility="private")
+
+    def upload(s, path, name, progress=gr.Progress()):
+        s, status, new = add_zip(services, s, path, name, progress)
+        if new is None:
+            return s, status, gr.skip(), gr.skip(), gr.skip()
+        return s, status, dataset_dropdown(services, s, new), dataset_dropdown(services, s, new), None
+
+    tab.upload_button.click(upload, [session, tab.upload, tab.upload_name],
+                            [session, tab.upload_status, tab.dataset, train_dataset, tab.upload],
+                            api_visibility="private", concurrency_limit=2)

@@ -38,3 +38,18 @@ def ensure_client(session: dict | None) -> dict:
     if not isinstance(session.get("job"), str):
         session["job"] = ""
     return session
+
+
+def dataset_choices(services: Services, owner: str) -> list[tuple[str, str]]:
+    """(label, value) pairs for a dataset dropdown: the built-in datasets, then the student's own."""
+    from lab.datasets import DATASETS
+
+    return [(name, name) for name in DATASETS] + [(i.title(), i.dataset_id) for i in services.datasets.list(owner)]
+
+
+def dataset_dropdown(services: Services, session, value: str | None = None) -> gr.Dropdown:
+    """A dropdown update listing the student's datasets; `value` selected when given."""
+    choices = dataset_choices(services, ensure_client(session)["client"])
+    if value is not None and value not in [v for _, v in choices]:
+        value = None  # someone else's or deleted: keep the current choice
+    return gr.Dropdown(choices=choices, value=value) if value is not None else gr.Dropdown(choices=choices)

@@ -1,4 +1,5 @@
-"""Train tab: controls built from lab.hparams.FIELDS, Train/Stop, status line, live charts."""
+"""Train tab: controls built from lab.hparams.FIELDS, Train/Stop, status line, live charts,
+the chosen model's size and layers, and a preview of the augmentation."""
 
 from __future__ import annotations
 
@@ -7,16 +8,22 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from lab import charts
+from lab import charts, datasets
 from lab.hparams import FIELDS, HParams, HParamsError, validate
 from lab.jobs import JobError
+from lab.user_datasets import is_dataset_id
 
 from components.services import Services, ensure_client
 
 POLL_SECONDS = 0.5
 ELEM_IDS = {"dataset": "dataset-dropdown", "model": "model-dropdown", "learning_rate": "lr-slider",
             "batch_size": "batch-slider", "epochs": "epochs-slider"}
-AUGMENT_FIELDS = ("augment_flip", "augment_rotation", "augment_zoom")
+AUGMENT_COLUMNS = 3
+CHART_HELP = ("Charts: the blue line is the loss/accuracy on the training images, measured several times an epoch; "
+              "orange dots are the held-out validation images, once an epoch. When orange stops improving while "
+              "blue keeps going, the model has started to memorise (overfit).")
+GROUPS = {"augment": "Augmentation (random changes to training images)",
+          "transfer": "Transfer learning (models with a pretrained backbone)"}
 
 
 @dataclass
@@ -24,6 +31,10 @@ class TrainTab:
     controls: list  # one component per lab.hparams.FIELDS entry, in that order
     lr_readout: gr.Markdown
     model_info: gr.Markdown
+    model_layers: gr.Code
+    preview_button: gr.Button
+    preview_text: gr.Markdown
+    preview_image: gr.Image
     train_button: gr.Button
     stop_button: gr.Button
     status: gr.Markdown
@@ -38,9 +49,11 @@ class TrainTab:
         return self.controls[[f.name for f in FIELDS].index(name)]
 
 
-def _control(f, value):
-    """One Gradio control for one HParams field."""
-    common = dict(label=f.label, info=f.help, elem_id=ELEM_IDS.get(f.name))
+def _control(f, value, unavailable: str = ""):
+    """One Gradio control for one HParams field (greyed out, saying why, when `unavailable`)."""
+    common = dict(label=f.label, info=f"{f.help} {unavailable}".strip(), elem_id=ELEM_IDS.get(f.name, f"hp-{f.name}"))
+    if unavailable:
+        common["interactive"] = False
     if f.choices is not None:
         return gr.Dropdown(choices=f.choices(), value=value, **common)
     if f.kind is bool:
@@ -66,21 +79,23 @@ def hparams_to_values(hp: HParams) -> list:
 
 
 def create_train_tab(defaults: HParams | None = None) -> TrainTab:
+    from lab import augment
+
     hp = defaults or HParams()
+    missing = getattr(augment, "unavailable", dict)()  # TEMP until augment lands: field name -> why not here
     controls = {}
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
             for f in FIELDS:
-                if f.name in AUGMENT_FIELDS:
+                if f.group != "main":
                     continue
                 controls[f.name] = _control(f, getattr(hp, f.name))
                 if f.log:
                     lr_readout = gr.Markdown(f"learning rate = **{getattr(hp, f.name):.2g}**")
-            with gr.Accordion("Augmentation (random changes to training images)", open=False):
-                for name in AUGMENT_FIELDS:
-                    f = next(f for f in FIELDS if f.name == name)
-                    controls[name] = _control(f, getattr(hp, name))
-            model_info = gr.Markdown()
+                if f.name == "model":
+                    model_info = gr.Markdown(elem_id="model-info")
+                    with gr.Accordion("The model's layers", open=False):
+                        model_layers = gr.Code(language=None, show_label=False, elem_id="model-layers")
         with gr.Column(scale=2):
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="train-button")
@@ -89,14 +104,38 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
             loss_plot = gr.Plot(charts.loss_figure([], hp.epochs), elem_id="loss-plot", show_label=False)
             accuracy_plot = gr.Plot(charts.accuracy_figure([], hp.epochs), elem_id="accuracy-plot", show_label=False)
             share_link = gr.Markdown(elem_id="share-link")
-    return TrainTab([controls[f.name] for f in FIELDS], lr_readout, model_info, train_button, stop_button,
-                    status, loss_plot, accuracy_plot, gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1))
+            gr.Markdown(CHART_HELP)
+    # Full width below: many sliders, and a preview picture that needs room.
+    with gr.Accordion(GROUPS["augment"], open=False, elem_id="augment-accordion"):
+        with gr.Row():
+            with gr.Column(scale=2):
+                gr.Markdown("Each epoch sees slightly different versions of the training images, so the model "
+                            "cannot just memorise them. Validation images are never changed. 0 = off.")
+                augment_fields = [f for f in FIELDS if f.group == "augment"]
+                with gr.Row():
+                    for col in range(AUGMENT_COLUMNS):
+                        with gr.Column(min_width=200):
+                            for f in augment_fields[col::AUGMENT_COLUMNS]:
+                                controls[f.name] = _control(f, getattr(hp, f.name), missing.get(f.name, ""))
+            with gr.Column(scale=1, min_width=280):
+                preview_button = gr.Button("👁 Preview on training images", elem_id="augment-preview-button")
+                preview_text = gr.Markdown(elem_id="augment-preview-text")
+                preview_image = gr.Image(label="Left: the original; right: what training may see", interactive=False,
+                                         elem_id="augment-preview")
+    with gr.Accordion(GROUPS["transfer"], open=False, elem_id="transfer-accordion"):
+        with gr.Row():
+            for f in FIELDS:
+                if f.group == "transfer":
+                    controls[f.name] = _control(f, getattr(hp, f.name))
+    return TrainTab([controls[f.name] for f in FIELDS], lr_readout, model_info, model_layers, preview_button,
+                    preview_text, preview_image, train_button, stop_button, status, loss_plot, accuracy_plot,
+                    gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1))
 
 
 def status_markdown(snap: dict) -> str:
     """One status line for a job snapshot: queue place, then epoch, step, speed, accelerator."""
     state, p = snap["state"], snap["progress"]
-    epochs = snap["hparams"]["epochs"]
+    epochs = _total_epochs(snap["hparams"])
     if state == "queued":
         return f"⏳ **Queued**: place {snap['position']} of {snap['queue_length']}. Training starts when the jobs ahead finish."
     if state == "running":
@@ -104,24 +143,54 @@ def status_markdown(snap: dict) -> str:
             return f"⚙️ **Preparing**: {p.get('phase', 'starting')}…"
         speed = f" · {p['images_per_sec']:,.0f} images/s" if p.get("images_per_sec") else ""
         accel = f" · {p['accelerator']}" if p.get("accelerator") else ""
-        return f"🏃 **Training**: epoch {p['epoch']:.1f} of {epochs} · step {p['step']}{speed}{accel}"
+        doing = "Fine-tuning" if p.get("phase") == "fine-tuning" else "Training"
+        note = f" · {p['note']}" if p.get("note") else ""
+        return f"🏃 **{doing}**: epoch {p['epoch']:.1f} of {epochs} · step {p['step']}{speed}{accel}{note}"
     val = [r["val_accuracy"] for r in snap["metrics"] if r.get("val_accuracy") is not None]
     acc = f" Validation accuracy **{val[-1]:.1%}**." if val else ""
     icon = {"done": "✅", "stopped": "⏹️", "failed": "⚠️"}.get(state, "")
     return f"{icon} **{state.capitalize()}**: {snap['message']}.{acc}".replace("..", ".")
 
 
+def _total_epochs(hparams: dict) -> int:
+    return int(hparams.get("epochs", 0)) + int(hparams.get("fine_tune_epochs", 0) or 0)
+
+
 def _figures(snap: dict):
-    epochs = snap["hparams"]["epochs"]
-    return charts.loss_figure(snap["metrics"], epochs), charts.accuracy_figure(snap["metrics"], epochs)
+    return figures(snap["metrics"], snap["hparams"])
 
 
-def describe_model(name: str) -> str:
-    """One line under the controls: what the chosen model is."""
-    from models import MODELS
+def figures(rows, hparams: dict):
+    """Loss and accuracy charts for a job's rows, the x axis spanning all its planned epochs."""
+    ft = int(hparams["epochs"]) if hparams.get("fine_tune_epochs") else None
+    total = _total_epochs(hparams)
+    return charts.loss_figure(rows, total, ft), charts.accuracy_figure(rows, total, ft)
 
-    spec = MODELS.get(name)
-    return f"**{name}**: {spec.description}" if spec else ""
+
+def describe_model(services: Services, name: str, dataset: str, session) -> tuple[str, str]:
+    """What the chosen model is, and its size and layers when built for the chosen dataset.
+
+    Returns (markdown line, plain-text table of layers). Nothing is downloaded: built-in datasets
+    declare their look, and transfer models are described without their ImageNet weights.
+    """
+    import models
+
+    spec = models.MODELS.get(name)
+    if spec is None:
+        return "", ""
+    line = f"**{name}**: {spec.description}"
+    try:
+        if is_dataset_id(dataset):
+            info = services.datasets.info(dataset, ensure_client(session)["client"])
+            shape, classes, title = info.look.shape(), len(info.class_names), info.name
+        else:
+            ds = datasets.DATASETS[dataset]
+            shape, classes, title = ds.look.shape(), ds.num_classes, dataset
+    except (KeyError, datasets.DatasetError):
+        return line, ""
+    total, table = models.summary(name, shape, classes)
+    trainable = table.rsplit(", ", 1)[-1]  # "N trainable"
+    return f"{line}\n\nFor {title} ({'×'.join(map(str, shape))} images, {classes} classes): **{total:,} parameters** ({trainable}).", table
 
 
 def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, run_dropdown, run_choices) -> None:
@@ -172,8 +241,25 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
         saved = run_choices(session) if not active and snap["run_id"] else gr.skip()
         return status_markdown(snap), *figs, gr.Timer(active=active), n, saved
 
-    model, lr = tab.control("model"), tab.control("learning_rate")
-    model.change(describe_model, model, tab.model_info, api_visibility="private")
+    model, lr, dataset = tab.control("model"), tab.control("learning_rate"), tab.control("dataset")
+    for trigger in (model, dataset):
+        trigger.change(lambda m, d, s: describe_model(services, m, d, s), [model, dataset, session],
+                       [tab.model_info, tab.model_layers], api_visibility="private")
+
+    def preview(session, *values):
+        """The same training images, augmented several times, with the knobs as they are now."""
+        from lab import augment
+
+        try:
+            hp = values_to_hparams(values)
+            data = services.jobs.catalog.load(hp.dataset, ensure_client(session)["client"])
+            grid = augment.preview_grid(data, hp)
+        except (HParamsError, datasets.DatasetError, ValueError) as e:
+            return f"⚠️ {e}", None
+        return augment.describe(hp), grid
+
+    tab.preview_button.click(preview, [session, *tab.controls], [tab.preview_text, tab.preview_image],
+                             api_visibility="private", concurrency_limit=2)
     lr.change(show_lr, lr, tab.lr_readout, api_visibility="private", show_progress="hidden")
     outputs = [session, tab.status, tab.loss_plot, tab.accuracy_plot, tab.timer, tab.seen, tab.share_link]
     tab.train_button.click(train, [session, *tab.controls], outputs, api_visibility="private", concurrency_limit=None)
@@ -202,9 +288,8 @@ def reattach(services: Services, session: dict, query: dict | None = None):
     latest = services.runs.latest(session["client"])
     if latest is not None:
         df = services.runs.metrics(latest.run_id)
-        epochs = latest.hparams.epochs
         note = f"Your last run **{latest.run_id}** ({latest.state}; the app has restarted since)."
-        return (session, note, charts.loss_figure(df, epochs), charts.accuracy_figure(df, epochs),
+        return (session, note, *figures(df, latest.hparams.to_dict()),
                 gr.Timer(active=False), len(df), *hparams_to_values(latest.hparams))
     values, note = keep, "Press **Train** to start."
     shared = {k: v for k, v in (query or {}).items() if k in {f.name for f in FIELDS}}

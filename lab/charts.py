@@ -18,7 +18,8 @@ def metrics_frame(rows) -> pd.DataFrame:
     return df
 
 
-def _figure(df: pd.DataFrame, metric: str, title: str, epochs: int | None, percent: bool) -> go.Figure:
+def _figure(df: pd.DataFrame, metric: str, title: str, epochs: int | None, percent: bool,
+            fine_tune_from: int | None = None) -> go.Figure:
     fig = go.Figure()
     train = df.dropna(subset=[metric])
     val = df.dropna(subset=[f"val_{metric}"])
@@ -36,20 +37,28 @@ def _figure(df: pd.DataFrame, metric: str, title: str, epochs: int | None, perce
         legend=dict(orientation="h", y=1.12, x=1, xanchor="right"),
         template="plotly_white", uirevision="keep",  # keep a student's zoom across live updates
     )
+    if fine_tune_from:
+        # Where the backbone was unfrozen: curves often jump here, and students should see why.
+        fig.add_vline(x=fine_tune_from, line=dict(color="#888", dash="dash", width=1))
+        fig.add_annotation(text="fine-tuning →", x=fine_tune_from, y=1, yref="paper", xanchor="left",
+                           showarrow=False, font=dict(color="#666", size=11))
     if not len(df):
         fig.add_annotation(text="press Train to see the curve grow", showarrow=False, x=0.5, y=0.5,
                            xref="paper", yref="paper", font=dict(color="#888"))
     return fig
 
 
-def loss_figure(rows, epochs: int | None = None) -> go.Figure:
-    """Training loss several times an epoch, validation loss each epoch, x in epochs."""
-    return _figure(metrics_frame(rows), "loss", "Loss", epochs, percent=False)
+def loss_figure(rows, epochs: int | None = None, fine_tune_from: int | None = None) -> go.Figure:
+    """Training loss several times an epoch, validation loss each epoch, x in epochs.
+
+    `fine_tune_from`: the epoch where fine-tuning began (a dashed line), when it did.
+    """
+    return _figure(metrics_frame(rows), "loss", "Loss", epochs, percent=False, fine_tune_from=fine_tune_from)
 
 
-def accuracy_figure(rows, epochs: int | None = None) -> go.Figure:
+def accuracy_figure(rows, epochs: int | None = None, fine_tune_from: int | None = None) -> go.Figure:
     """Training and validation accuracy on the same epoch axis as the loss chart."""
-    return _figure(metrics_frame(rows), "accuracy", "Accuracy", epochs, percent=True)
+    return _figure(metrics_frame(rows), "accuracy", "Accuracy", epochs, percent=True, fine_tune_from=fine_tune_from)
 
 
 def class_counts_figure(counts: dict[str, int]) -> go.Figure:

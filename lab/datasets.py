@@ -68,6 +68,8 @@ class DatasetSpec:
     name: str
     description: str
     load: Callable[[], Dataset]
+    look: ImageLook  # declared up front: the Train tab sizes models without downloading anything
+    num_classes: int = 10
     download_mb: int = 0  # megabytes downloaded on first use; 0 = bundled, works offline
 
 
@@ -77,8 +79,10 @@ def _load_digits() -> Dataset:
         raise DatasetError(f"{path.name} is missing from sample_data/; run python scripts/make_sample_data.py")
     with np.load(path, allow_pickle=False) as f:
         x, y, names = f["images"], f["labels"].astype(np.int64), tuple(str(n) for n in f["class_names"])
-    look = ImageLook(height=x.shape[1], width=x.shape[2], channels=x.shape[3], light_on_dark=True, fit_to_content=True)
-    return Dataset("digits", x, y, names, look)
+    if x.shape[1:] != DIGITS_LOOK.shape():
+        raise DatasetError(f"{path.name} holds images of shape {x.shape[1:]}, not {DIGITS_LOOK.shape()}; "
+                           "run python scripts/make_sample_data.py")
+    return Dataset("digits", x, y, names, DIGITS_LOOK)
 
 
 # --- downloaded datasets ----------------------------------------------------
@@ -98,6 +102,14 @@ CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
 FLOWER_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
 FLOWER_SIZE = 96
+
+# How each built-in dataset's images look; the Try tab makes every picture look the same way.
+DIGITS_LOOK = ImageLook(8, 8, 1, light_on_dark=True, fit_to_content=True)
+# MNIST digits are scaled into a 20x20 box centred in 28x28: a 4-pixel margin (0.2 of 20).
+MNIST_LOOK = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=True, margin=0.2)
+FASHION_LOOK = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=False)
+CIFAR10_LOOK = ImageLook(32, 32, 3)
+FLOWERS_LOOK = ImageLook(FLOWER_SIZE, FLOWER_SIZE, 3)
 
 # One download at a time: two students picking the same dataset must not write the same
 # file at once, and Keras' cache location is a process-wide setting (see _keras_home_at).
@@ -260,24 +272,20 @@ _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 
 def _load_mnist() -> Dataset:
-    # MNIST digits are scaled into a 20x20 box centred in 28x28: a 4-pixel margin (0.2 of 20).
-    look = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=True, margin=0.2)
     return _keras_dataset("mnist", "MNIST", _KERAS_BASE + "mnist.npz", ("mnist.npz",),
-                          tuple(str(i) for i in range(10)), look)
+                          tuple(str(i) for i in range(10)), MNIST_LOOK)
 
 
 def _load_fashion_mnist() -> Dataset:
     files = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
              "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
-    look = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=False)
     return _keras_dataset("fashion_mnist", "Fashion-MNIST", _KERAS_BASE + files[0],
-                          tuple(f"fashion-mnist/{f}" for f in files), FASHION_CLASSES, look)
+                          tuple(f"fashion-mnist/{f}" for f in files), FASHION_CLASSES, FASHION_LOOK)
 
 
 def _load_cifar10() -> Dataset:
-    look = ImageLook(32, 32, 3)
     return _keras_dataset("cifar10", "CIFAR-10", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                          ("cifar-10-batches-py-target_archive",), CIFAR10_CLASSES, look)
+                          ("cifar-10-batches-py-target_archive",), CIFAR10_CLASSES, CIFAR10_LOOK)
 
 
 def _load_flowers() -> Dataset:
@@ -301,7 +309,7 @@ def _load_flowers() -> Dataset:
     if not files:
         raise DatasetError(f"No flower photos in {root}; delete it to download them again. {STILL_WORKS}")
     idx = stratified_subset(np.array(labels), size)
-    look = ImageLook(FLOWER_SIZE, FLOWER_SIZE, 3)
+    look = FLOWERS_LOOK
 
     def decode(i: int):
         try:
@@ -331,29 +339,35 @@ DATASETS: dict[str, DatasetSpec] = {
         "digits",
         "1,797 real handwritten digits, 8×8 grey (scikit-learn's bundled set). Trains in seconds on a CPU.",
         _load_digits,
+        DIGITS_LOOK,
     ),
     "mnist": DatasetSpec(
         "mnist",
         "The classic MNIST handwritten digits, 28×28 grey: the digits in more detail, where a CNN beats an MLP.",
         _load_mnist,
+        MNIST_LOOK,
         download_mb=11,
     ),
     "fashion_mnist": DatasetSpec(
         "fashion_mnist",
         "Fashion-MNIST: 28×28 grey photos of 10 kinds of clothing; harder than digits, shirts and T-shirts get confused.",
         _load_fashion_mnist,
+        FASHION_LOOK,
         download_mb=31,
     ),
     "cifar10": DatasetSpec(
         "cifar10",
         "CIFAR-10: tiny 32×32 colour photos of 10 animals and vehicles; real-world and hard, good for CNNs and augmentation.",
         _load_cifar10,
+        CIFAR10_LOOK,
         download_mb=170,
     ),
     "flowers": DatasetSpec(
         "flowers",
         "Photos of 5 kinds of flowers at 96×96 colour: few images per class, so watch overfitting and try flips and zoom.",
         _load_flowers,
+        FLOWERS_LOOK,
+        num_classes=len(FLOWER_CLASSES),
         download_mb=229,
     ),
 }

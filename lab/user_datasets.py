@@ -12,6 +12,7 @@ Part of the engine: no gradio, no keras.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -114,6 +115,26 @@ class UserDatasets:
         for old in self.list(owner)[MAX_DATASETS_PER_OWNER:]:
             self.delete(old.dataset_id, owner)
         return info
+
+    def add_zip(self, owner: str, zip_path, name: str = ""):
+        """Unpack a student's zip of class folders into their own scratch folder, decode it and save it.
+
+        Returns (info, lab.image_folder.ZipImport: the class table and what was skipped).
+
+        Raises:
+            lab.archive.ArchiveError: a refused zip or no usable dataset in it (a message for the student).
+        """
+        from lab.image_folder import import_zip
+
+        name = str(name or "").strip()[:60] or Path(str(zip_path)).stem[:60] or "my-images"
+        imported = import_zip(zip_path, self._workdir(owner), name)
+        d = imported.dataset
+        info = self.add(owner, name, d.x, d.y, d.class_names, d.look, source="zip", skipped=imported.skipped)
+        return info, imported
+
+    def _workdir(self, owner: str) -> Path:
+        # Each student unpacks into a folder of their own, named by a hash (owner ids come from browsers).
+        return self.root / ".unpack" / hashlib.sha256(owner.encode()).hexdigest()[:16]
 
     def list(self, owner: str) -> list[UserDatasetInfo]:
         """`owner`'s datasets, newest first (unreadable folders are skipped)."""

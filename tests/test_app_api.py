@@ -133,3 +133,40 @@ def test_one_active_job_per_caller(app):
     finally:
         client.predict(first["job_id"], api_name="/stop")
         wait_for(client, first["job_id"])
+
+
+def test_add_dataset_from_a_zip_then_train_and_predict_on_it(client, tmp_path):
+    from tests.zips import RED, picture, pets_zip
+
+    z = pets_zip(tmp_path / "pets.zip", n_cats=15, n_dogs=15, extra=[("dogs/fake.png", b"not an image")])
+    added = client.predict(handle_file(str(z)), "pets", api_name="/add_dataset")
+    assert added["classes"] == ["cats", "dogs"] and added["counts"] == {"cats": 15, "dogs": 15}
+    assert sum(added["skipped"].values()) == 1 and added["dataset"].startswith("pets@")
+    job = client.predict({"dataset": added["dataset"], "model": "small_cnn", "epochs": 3, "batch_size": 8},
+                         api_name="/train")
+    status = wait_for(client, job["job_id"])
+    assert status["state"] == "done", status["message"]
+    (tmp_path / "red.png").write_bytes(picture(RED, (64, 48), seed=99))
+    out = client.predict(handle_file(str(tmp_path / "red.png")), status["run_id"], api_name="/predict")
+    assert out["label"] == "cats" and set(out["confidences"]) == {"cats", "dogs"}
+
+
+def test_add_dataset_refuses_bad_archives_clearly(client, app, tmp_path):
+    from tests.zips import make_zip, picture, RED
+
+    not_zip = tmp_path / "photo.zip"
+    not_zip.write_bytes(picture(RED))
+    with pytest.raises(AppError, match="not a zip archive"):
+        client.predict(handle_file(str(not_zip)), "x", api_name="/add_dataset")
+    one = make_zip(tmp_path / "one.zip", [(f"cats/{i}.png", picture(RED, seed=i)) for i in range(3)])
+    with pytest.raises(AppError, match="at least 2 classes"):
+        client.predict(handle_file(str(one)), "", api_name="/add_dataset")
+
+
+def test_a_dataset_is_private_to_the_client_that_added_it(client, app, tmp_path):
+    from tests.zips import pets_zip
+
+    added = client.predict(handle_file(str(pets_zip(tmp_path / "p.zip"))), "mine", api_name="/add_dataset")
+    other = Client(app.url, verbose=False)
+    with pytest.raises(AppError, match="No dataset"):
+        other.predict({"dataset": added["dataset"], "epochs": 1}, api_name="/train")
