@@ -39,9 +39,10 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
     """
     from components.api import register_api
     from components.data_tab import create_data_tab, describe, wire_data_tab
-    from components.services import Services, browser_state
+    from components.services import Services, browser_state, dataset_dropdown, ensure_client
     from components.train_tab import create_train_tab, describe_model, reattach, wire_train_tab
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
+    from lab.hparams import FIELDS
     from lab.jobs import JobManager
     from lab.runs import RunStore
     from lab.storage import choose_runs_dir
@@ -66,30 +67,40 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
             gr.Markdown(accelerator_details(rt))
         with gr.Tab("Train"):
             train_tab = create_train_tab()
-            gr.Markdown("Charts: the blue line is the loss/accuracy on the training images, measured several times "
-                        "an epoch; orange dots are the held-out validation images, once an epoch. When orange stops "
-                        "improving while blue keeps going, the model has started to memorise (overfit).")
         with gr.Tab("Try"):
             try_tab = create_try_tab()
         with gr.Tab("Data"):
             data_tab = create_data_tab()
+        # Capture tab (issue: webcam capture)
+        from components.capture_tab import create_capture_tab, wire_capture_tab
+        from lab.captures import CaptureStore
+        captures = CaptureStore()
+        with gr.Tab("Capture"):
+            capture_tab = create_capture_tab()
 
         register_api(services)  # first, so the public endpoints keep their plain names (/train, /stop)
         wire_train_tab(train_tab, services, session, try_tab.run_dropdown, lambda s: run_choices(services, s))
         wire_try_tab(try_tab, services, session)
-        wire_data_tab(data_tab)
+        wire_data_tab(data_tab, services, session, train_tab.control("dataset"))
+        wire_capture_tab(capture_tab, services, session, captures, [train_tab.control("dataset"), data_tab.dataset])
+
+        dataset_index = [f.name for f in FIELDS].index("dataset")
 
         def on_load(s, request: gr.Request):
             s, *rest = reattach(services, s, dict(request.query_params) if request else None)
-            return (s, *rest, run_choices(services, s))
+            # The dataset dropdowns list the student's own datasets too; a job's may be one of them.
+            chosen = rest[5 + dataset_index]
+            rest[5 + dataset_index] = dataset_dropdown(services, s, chosen if isinstance(chosen, str) else None)
+            return (s, *rest, run_choices(services, s), dataset_dropdown(services, s))
 
         demo.load(on_load, session,
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,
-                   train_tab.seen, *train_tab.controls, try_tab.run_dropdown], api_visibility="private")
-        demo.load(describe, data_tab.dataset, [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid],
-                  api_visibility="private")
-        demo.load(describe_model, train_tab.control("model"), train_tab.model_info,
-                  api_visibility="private")
+                   train_tab.seen, *train_tab.controls, try_tab.run_dropdown, data_tab.dataset], api_visibility="private")
+        demo.load(lambda name, s: describe(services, name, ensure_client(s)["client"]), [data_tab.dataset, session],
+                  [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid], api_visibility="private")
+        demo.load(lambda m, d, s: describe_model(services, m, d, s),
+                  [train_tab.control("model"), train_tab.control("dataset"), session],
+                  [train_tab.model_info, train_tab.model_layers], api_visibility="private")
     demo.queue(default_concurrency_limit=4)
     return demo
 

@@ -116,3 +116,36 @@ def test_a_broken_zip_gets_a_clear_message_and_nothing_changes(page, tmp_path):
     assert "not a zip archive" in text and "Nothing was added" in text, text
     page.get_by_role("tab", name="Train", exact=True).click()
     sync_api.expect(page.locator("#dataset-dropdown input")).to_have_value("digits")
+
+
+def test_several_picture_files_per_class_then_train(page, tmp_path):
+    from tests.test_browser_capture import add_class, open_capture
+    from tests.zips import BLUE, RED, picture
+
+    def files(colour, n, tag):
+        paths = []
+        for i in range(n):
+            paths.append(tmp_path / f"{tag}_{i}.png")
+            paths[-1].write_bytes(picture(colour, (48, 40), seed=i))
+        return paths
+
+    open_capture(page)
+    for name, colour in (("red things", RED), ("blue things", BLUE)):
+        add_class(page, name)
+        extra = [tmp_path / "oops.png"] if colour == BLUE else []
+        for p in extra:
+            p.write_text("a text file, not a picture")
+        page.set_input_files("#capture-files input[type=file]", [str(p) for p in files(colour, 8, name[:3]) + extra])
+        sync_api.expect(page.locator("#capture-status")).to_contain_text(f"Added 8 pictures to {name}")
+        wait_idle(page)
+    sync_api.expect(page.locator("#capture-status")).to_contain_text("Skipped 1")
+    page.locator("#capture-use").click()
+    sync_api.expect(page.locator("#capture-result")).to_contain_text("Saved")
+    page.get_by_role("tab", name="Train", exact=True).click()
+    sync_api.expect(page.locator("#dataset-dropdown input")).to_have_value(re.compile(r"^my webcam \(yours"))
+    batch = page.locator("#batch-slider input[type=number]")
+    batch.fill("4")
+    batch.press("Enter")
+    start_training(page, epochs=5)
+    done = wait_status(page, r"Done|Failed|Stopped", timeout=TRAIN_TIMEOUT_MS)
+    assert "Done" in done and "100.0%" in done, done  # red vs blue: every validation picture right
