@@ -38,10 +38,12 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
         runtime: a lab.backend.Runtime; by default the devices are initialised here.
     """
     from components.api import register_api
+    from components.capture_tab import create_capture_tab, wire_capture_tab
     from components.data_tab import create_data_tab, describe, wire_data_tab
     from components.services import Services, browser_state, dataset_dropdown, ensure_client
     from components.train_tab import create_train_tab, describe_model, reattach, wire_train_tab
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
+    from lab.captures import CaptureStore
     from lab.hparams import FIELDS
     from lab.jobs import JobManager
     from lab.runs import RunStore
@@ -55,6 +57,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
     user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"))
     services = Services(jobs=JobManager(runs, lambda: rt, catalog=Catalog(user_datasets)), runs=runs,
                         accelerator=rt.summary(), datasets=user_datasets, storage_note=storage_note)
+    captures = CaptureStore()  # every student's webcam captures, in memory until they become a dataset
 
     with gr.Blocks(title=TITLE) as demo:
         session = browser_state()
@@ -71,10 +74,6 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
             try_tab = create_try_tab()
         with gr.Tab("Data"):
             data_tab = create_data_tab()
-        # Capture tab (issue: webcam capture)
-        from components.capture_tab import create_capture_tab, wire_capture_tab
-        from lab.captures import CaptureStore
-        captures = CaptureStore()
         with gr.Tab("Capture"):
             capture_tab = create_capture_tab()
 
