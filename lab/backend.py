@@ -185,6 +185,9 @@ def precision_policy(device_kind: str, gpu_capability: tuple[int, int] | None = 
         if gpu_capability >= (7, 0):
             return "mixed_float16", f"mixed_float16: the GPU (compute capability {gpu_capability[0]}.{gpu_capability[1]}) has float16 tensor cores"
         return "float32", "float32: this GPU is older than Volta and gains nothing from float16"
+    if kind not in ("cpu", ""):
+        return "float32", (f"float32: the {device_kind}'s compute capability is unknown, so float16 is not "
+                           f"risked (set {PRECISION_ENV}=mixed_float16 to try it)")
     return "float32", "float32: CPUs gain nothing from lower precision"
 
 
@@ -207,13 +210,30 @@ def hints(facts: Facts, rt: "Runtime", environ) -> list[str]:
 
 
 def _gpu_capability(rt: "Runtime") -> tuple[int, int] | None:
-    if rt.backend != "tensorflow" or "cpu" in rt.device_kind.lower() or "tpu" in rt.device_kind.lower():
+    """The first GPU's compute capability as (major, minor), from whichever backend drives it."""
+    if "cpu" in rt.device_kind.lower() or "tpu" in rt.device_kind.lower():
         return None
+    if rt.backend == "jax":
+        import jax
+
+        # JAX GPU devices carry it as a string such as "9.0" (jaxlib 0.4.26 and later).
+        return parse_capability(getattr(jax.devices()[0], "compute_capability", None))
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
     details = tf.config.experimental.get_device_details(gpus[0]) if gpus else {}
-    return details.get("compute_capability")
+    return parse_capability(details.get("compute_capability"))
+
+
+def parse_capability(value) -> tuple[int, int] | None:
+    """(major, minor) from "9.0", (9, 0) or None (unknown)."""
+    if isinstance(value, (tuple, list)) and len(value) == 2:
+        return int(value[0]), int(value[1])
+    if isinstance(value, str):
+        major, _, minor = value.strip().partition(".")
+        if major.isdigit():
+            return int(major), int(minor) if minor.isdigit() else 0
+    return None
 
 
 def _cpu_split() -> int:

@@ -288,6 +288,33 @@ def test_precision_policy_follows_the_device(kind, capability, policy):
     assert chosen == policy and why.startswith(policy)
 
 
+def test_a_gpu_of_unknown_capability_stays_float32_and_says_why():
+    chosen, why = backend.precision_policy("NVIDIA H100 80GB HBM3", None)
+    assert chosen == "float32" and "unknown" in why and "CPU" not in why
+
+
+@pytest.mark.parametrize("backend_name, fact, expected", [
+    ("jax", "9.0", (9, 0)),          # JAX GPU devices: a string attribute
+    ("jax", None, None),             # an older jaxlib without it
+    ("tensorflow", (8, 6), (8, 6)),  # TensorFlow's device details: a tuple
+])
+def test_gpu_capability_is_read_from_either_backend(monkeypatch, backend_name, fact, expected):
+    import types
+
+    if backend_name == "jax":
+        device = types.SimpleNamespace(**({"compute_capability": fact} if fact else {}))
+        monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(devices=lambda: [device]))
+    else:
+        import tensorflow as tf
+
+        monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: ["GPU:0"])
+        monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda d: {"compute_capability": fact})
+    rt = Runtime(backend_name, "NVIDIA H100 80GB HBM3", 1)
+    assert backend._gpu_capability(rt) == expected
+    policy = backend.precision_policy(rt.device_kind, backend._gpu_capability(rt))[0]
+    assert policy == ("mixed_float16" if expected else "float32")
+
+
 def test_precision_override_and_its_validation():
     assert backend.precision_policy("CPU", None, "mixed_bfloat16")[0] == "mixed_bfloat16"
     with pytest.raises(ValueError, match="VISION_LAB_PRECISION"):
