@@ -82,7 +82,7 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
     from lab import augment
 
     hp = defaults or HParams()
-    missing = getattr(augment, "unavailable", dict)()  # TEMP until augment lands: field name -> why not here
+    missing = augment.unavailable()  # field name -> why it cannot be used here (keras-cv absent)
     controls = {}
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
@@ -256,7 +256,7 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             grid = augment.preview_grid(data, hp)
         except (HParamsError, datasets.DatasetError, ValueError) as e:
             return f"⚠️ {e}", None
-        return augment.describe(hp), grid
+        return augment.describe(hp, data.look), grid
 
     tab.preview_button.click(preview, [session, *tab.controls], [tab.preview_text, tab.preview_image],
                              api_visibility="private", concurrency_limit=2)
