@@ -140,7 +140,8 @@ def status_markdown(snap: dict) -> str:
         return f"⏳ **Queued**: place {snap['position']} of {snap['queue_length']}. Training starts when the jobs ahead finish."
     if state == "running":
         if "epoch" not in p:
-            return f"⚙️ **Preparing**: {p.get('phase', 'starting')}…"
+            done = f" {p['fraction']:.0%}" if isinstance(p.get("fraction"), (int, float)) else ""
+            return f"⚙️ **Preparing**: {p.get('phase', 'starting')}…{done}"
         speed = f" · {p['images_per_sec']:,.0f} images/s" if p.get("images_per_sec") else ""
         accel = f" · {p['accelerator']}" if p.get("accelerator") else ""
         doing = "Fine-tuning" if p.get("phase") == "fine-tuning" else "Training"

@@ -15,9 +15,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from lab import augment, datasets
+from lab import augment, datasets, features
 from lab.backend import Runtime
-from models import MODELS
+from models import MODELS, transfer
 
 OPTIMIZERS = {
     "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
@@ -26,6 +26,12 @@ OPTIMIZERS = {
 # Training curves get this many points per epoch at most; each read of the logs syncs the device.
 RECORDS_PER_EPOCH = 10
 DIVERGED = "the loss diverged (became NaN or infinite): try a lower learning rate"
+# Fine-tuning starts from good pretrained weights: large steps would wreck them (keras-io transfer guide).
+FINE_TUNE_LR_FACTOR = 0.1
+# Transfer models without augmentation train their head on cached backbone features; False
+# trains through the frozen backbone every epoch instead (benchmarks and tests compare the two).
+FEATURE_CACHE = True
+CACHE_OFF_NOTE = "backbone features are not cached: augmentation changes every image, so each epoch runs the backbone"
 
 
 class TrainingError(ValueError):
@@ -53,11 +59,15 @@ class MetricsCallback(keras.callbacks.Callback):
         log: where rows, progress and the stop flag live.
         steps_per_epoch: optimizer steps in one epoch.
         global_batch: images per step over all replicas (for images per second).
+        phase: shown in log.progress while this fit runs ("training", "fine-tuning").
+
+    A fit that starts at initial_epoch=k continues the chart: its rows get epochs and steps after k's.
     """
 
-    def __init__(self, log: TrainingLog, steps_per_epoch: int, global_batch: int):
+    def __init__(self, log: TrainingLog, steps_per_epoch: int, global_batch: int, phase: str = "training"):
         super().__init__()
         self.log = log
+        self.phase = phase
         self.steps_per_epoch = steps_per_epoch
         self.global_batch = global_batch
         self.every = max(1, steps_per_epoch // RECORDS_PER_EPOCH)
@@ -67,14 +77,19 @@ class MetricsCallback(keras.callbacks.Callback):
         self._epoch = 0
         self._next = self.every
         self._good_weights = self.model.get_weights()
-        self.log.progress.update(phase="training", epoch=0, step=0, steps_per_epoch=self.steps_per_epoch)
+        self._first_epoch = True
+        self.log.progress.update(phase=self.phase, steps_per_epoch=self.steps_per_epoch)
+        # a follow-up fit (fine-tuning) keeps the position the previous one reached
+        self.log.progress.setdefault("epoch", 0)
+        self.log.progress.setdefault("step", 0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
         self._next = self.every
         self._last = 0
-        # Speed is measured from here; in the first epoch from its first step (after compilation).
-        self._mark = (time.perf_counter(), 0) if epoch > 0 else None
+        # Speed is measured from here; in a fit's first epoch from its first step (after compilation).
+        self._mark = None if self._first_epoch else (time.perf_counter(), 0)
+        self._first_epoch = False
 
     def on_train_batch_end(self, batch, logs=None):
         if self.log.stop.is_set():
@@ -140,12 +155,16 @@ def steps_per_execution(steps_per_epoch: int, device_kind: str) -> int:
     return max(1, steps_per_epoch // (2 * RECORDS_PER_EPOCH))
 
 
-def make_train_pipeline(x, y, global_batch, seed, augmenter=None) -> tf.data.Dataset:
-    """Shuffled, augmented, fixed-shape batches (drop_remainder: XLA and TPUs want static shapes)."""
+def make_train_pipeline(x, y, global_batch, seed, augmenter: augment.Augmenter | None = None) -> tf.data.Dataset:
+    """Shuffled, augmented, fixed-shape batches (drop_remainder: XLA and TPUs want static shapes).
+
+    Augmentation (augment.build) runs here, on whole batches in parallel maps, never in the
+    model; with MixUp or CutMix on, the labels come out one-hot and mixed.
+    """
     ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(global_batch, drop_remainder=True).map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
-        ds = ds.map(lambda a, b: (augmenter(a, training=True), b), num_parallel_calls=tf.data.AUTOTUNE)
+        ds = augmenter.apply(ds)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -178,12 +197,15 @@ def build_model(hp, data: datasets.Dataset, runtime: Runtime, steps_per_epoch: i
         # e.g. on two GPUs; JAX's DataParallel takes several steps per call without trouble.
         spe = 1
     with runtime.scope():
+        loss, metrics = augment.loss_and_metrics(hp)  # in the scope: a metric object holds variables
         model = MODELS[hp.model].build(data.look.shape(), data.num_classes, hp)
         model.compile(
             optimizer=OPTIMIZERS[hp.optimizer](hp.learning_rate),
-            loss="sparse_categorical_crossentropy",
+            # MixUp/CutMix train on soft labels and validate on integer ones: augment picks a
+            # loss and an "accuracy" that take both; otherwise Keras' sparse ones.
+            loss=loss,
             # weighted: the zero-weight padding of the last validation batch must not count
-            weighted_metrics=["accuracy"],
+            weighted_metrics=metrics,
             steps_per_execution=spe,
         )
     return model
@@ -222,10 +244,84 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
     steps = len(train_idx) // global_batch
     log.progress.update(phase="building the model", replicas=runtime.replicas)
     model = build_model(hp, data, runtime, steps)
-    train_ds = make_train_pipeline(data.x[train_idx], data.y[train_idx], global_batch, hp.seed, augment.build(hp, data.look))
+    split = (train_idx, val_idx)
+    is_transfer, augmenting = MODELS[hp.model].transfer, augment.is_active(hp, data.look)
+    if is_transfer and FEATURE_CACHE and not augmenting:
+        _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps)
+    else:
+        if is_transfer and augmenting:
+            log.progress["note"] = CACHE_OFF_NOTE
+        _fit_on_images(hp, log, data, model, split, global_batch, steps, (0, hp.epochs), "training")
+    if hp.fine_tune_epochs and log.rows and not (log.stop.is_set() or log.diverged):
+        _fine_tune(hp, runtime, log, data, model, split, global_batch, steps)
+    return FitResult(model, stopped=log.stop.is_set() and not log.diverged, diverged=log.diverged, class_names=data.class_names)
+
+
+def _fit_on_images(hp, log, data, model, split, global_batch, steps, epochs: tuple[int, int], phase: str) -> None:
+    """model.fit over the images (augmented as hp says) from epoch epochs[0] to epochs[1]."""
+    train_idx, val_idx = split
+    augmenter = augment.build(hp, data.look, data.num_classes)
+    train_ds = make_train_pipeline(data.x[train_idx], data.y[train_idx], global_batch, hp.seed, augmenter)
     val_ds = make_eval_pipeline(data.x[val_idx], data.y[val_idx], global_batch)
-    callback = MetricsCallback(log, steps, global_batch)
+    callback = MetricsCallback(log, steps, global_batch, phase)
     if not log.stop.is_set():
         # shuffle=False: the tf.data pipeline already reshuffles every epoch
-        model.fit(train_ds, epochs=hp.epochs, validation_data=val_ds, callbacks=[callback], verbose=0, shuffle=False)
-    return FitResult(model, stopped=log.stop.is_set() and not log.diverged, diverged=log.diverged, class_names=data.class_names)
+        model.fit(train_ds, initial_epoch=epochs[0], epochs=epochs[1], validation_data=val_ds, callbacks=[callback],
+                  verbose=0, shuffle=False)
+
+
+def _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps) -> None:
+    """Train only the transfer model's head, on its frozen backbone's features (computed once, cached).
+
+    The head shares its layers with `model`, so this trains the full image model. Same split,
+    batches and callback as training on images: the charts look the same, only faster.
+    """
+    feats = features.cached(transfer.feature_extractor(model), data, hp.model, log)
+    if feats is None:  # Stop was pressed while the features were computed
+        return
+    with runtime.scope():
+        head = transfer.head(model)
+        # The model's own optimizer: the head's variables are the model's trainable ones, so the
+        # saved model carries a matching optimizer state. (No augmentation here: the sparse loss.)
+        loss, metrics = augment.loss_and_metrics(hp)
+        # A head step is tiny, so dispatch dominates: run a chart interval of steps per call (2.7x
+        # faster on 2 CPU cores); the curve keeps its points. Not under MirroredStrategy (see build_model).
+        spe = 1 if runtime.strategy is not None else max(1, steps // RECORDS_PER_EPOCH)
+        head.compile(optimizer=model.optimizer, loss=loss, weighted_metrics=metrics, steps_per_execution=spe)
+    train_idx, val_idx = split
+    train_ds, val_ds = make_feature_pipelines(feats[train_idx], data.y[train_idx], feats[val_idx], data.y[val_idx],
+                                              global_batch, hp.seed)
+    callback = MetricsCallback(log, steps, global_batch)
+    if not log.stop.is_set():
+        head.fit(train_ds, epochs=hp.epochs, validation_data=val_ds, callbacks=[callback], verbose=0, shuffle=False)
+
+
+def _fine_tune(hp, runtime, log, data, model, split, global_batch, steps) -> None:
+    """Unfreeze the backbone's top layers (no batch norm) and train on images at a lower learning rate.
+
+    The chart continues: epochs hp.epochs + 1 .. hp.total_epochs, steps numbered on.
+    """
+    with runtime.scope():
+        transfer.unfreeze_top(model, hp.fine_tune_layers)
+        # trainable flags changed: recompiling rebuilds the optimizer and the train function for them
+        loss, metrics = augment.loss_and_metrics(hp)
+        model.compile(optimizer=OPTIMIZERS[hp.optimizer](hp.learning_rate * FINE_TUNE_LR_FACTOR), loss=loss,
+                      weighted_metrics=metrics, steps_per_execution=model.steps_per_execution)
+    _fit_on_images(hp, log, data, model, split, global_batch, steps, (hp.epochs, hp.total_epochs), "fine-tuning")
+
+
+def make_feature_pipelines(f_train, y_train, f_val, y_val, global_batch, seed) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """(train, validation) pipelines over precomputed feature vectors, batched like the image pipelines.
+
+    Training batches are reshuffled each epoch with fixed shapes; validation sees every vector
+    once, its last batch padded with zero-weight copies (as make_eval_pipeline does).
+    """
+    train = tf.data.Dataset.from_tensor_slices((f_train, y_train)).shuffle(len(f_train), seed=seed, reshuffle_each_iteration=True)
+    train = train.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    pad = (-len(f_val)) % global_batch
+    w = np.concatenate([np.ones(len(f_val), np.float32), np.zeros(pad, np.float32)])
+    if pad:
+        f_val = np.concatenate([f_val, np.repeat(f_val[:1], pad, axis=0)])
+        y_val = np.concatenate([y_val, np.repeat(y_val[:1], pad, axis=0)])
+    val = tf.data.Dataset.from_tensor_slices((f_val, y_val, w)).batch(global_batch, drop_remainder=True)
+    return train, val.cache().prefetch(tf.data.AUTOTUNE)
