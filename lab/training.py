@@ -237,10 +237,14 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
     train_idx, val_idx = datasets.split(data, hp.validation_split, hp.seed)
     global_batch = hp.batch_size * runtime.replicas
     if global_batch > len(train_idx):
-        raise TrainingError(
-            f"batch size {hp.batch_size} × {runtime.replicas} device(s) is more than the "
-            f"{len(train_idx)} training images; choose at most {len(train_idx) // runtime.replicas}"
-        )
+        # A class's own small dataset (20 webcam frames, say) should just train: one step per epoch.
+        per_device = len(train_idx) // runtime.replicas
+        if per_device < 1:
+            raise TrainingError(f"only {len(train_idx)} training images for {runtime.replicas} device(s): "
+                                "add pictures, or lower the validation fraction")
+        global_batch = per_device * runtime.replicas
+        log.progress["note"] = (f"batch size lowered from {hp.batch_size} to {per_device}: there are only "
+                                f"{len(train_idx)} training images")
     steps = len(train_idx) // global_batch
     log.progress.update(phase="building the model", replicas=runtime.replicas)
     model = build_model(hp, data, runtime, steps)

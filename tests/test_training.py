@@ -142,3 +142,14 @@ def test_augmentation_runs_in_the_pipeline_and_changes_images():
     moved = next(iter(training.make_train_pipeline(data.x[:64], data.y[:64], 64, seed=1, augmenter=aug)))[0].numpy()
     assert plain.shape == moved.shape and not np.allclose(plain, moved)
     assert augment.build(validate(), data.look) is None
+
+
+def test_a_batch_larger_than_a_small_dataset_is_lowered_with_a_note(runtime):
+    full = datasets.load("digits")
+    keep = np.concatenate([np.flatnonzero(full.y == c)[:12] for c in (0, 1)])
+    tiny = datasets.Dataset("tiny", full.x[keep], full.y[keep], ("0", "1"), full.look)
+    log = training.TrainingLog()
+    result = training.fit(validate(epochs=3, batch_size=64), runtime, log, data=tiny)
+    assert "lowered from 64 to 20" in log.progress["note"]  # 24 images, 2 per class held out
+    assert [r["step"] for r in log.rows if "val_accuracy" in r] == [1, 2, 3]  # one full-batch step an epoch
+    assert not result.stopped and all(np.isfinite(r["loss"]) for r in log.rows)
