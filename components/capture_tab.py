@@ -158,14 +158,14 @@ def counts_table(counts: dict[str, int], recording: str | None = None) -> pd.Dat
 
 
 def small_set_hint(counts: dict[str, int]) -> str:
-    """A hint when a capture set has fewer training images than the default batch size (training refuses that)."""
+    """A note when few of the captured pictures will train the model (fewer than one default batch)."""
     hp = HParams()
     # as lab.datasets.split holds out images: a fraction per class, at least one
     n_train = sum(n - min(max(round(n * hp.validation_split), 1), n - 1) for n in counts.values())
     if n_train >= hp.batch_size:
         return ""
-    return (f"\n\n⚠️ Only {n_train} of these pictures train the model (the rest measure its accuracy): set "
-            f"**Batch size** to {n_train} or less in the Train tab, or record more frames.")
+    return (f"\n\nℹ️ Only {n_train} of these pictures train the model (the rest measure its accuracy), so each "
+            "epoch is a single step. More frames per class usually make a better model.")
 
 
 def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserState, captures: CaptureStore,
