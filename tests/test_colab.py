@@ -39,3 +39,35 @@ def test_notebook_first_code_cell_installs_and_launches_with_a_share_link():
     compile(code, "first cell", "exec")  # valid Python
     assert "scripts/colab_setup.py" in code and "lab_app.launch(share=True)" in code
     assert code.index("colab_setup") < code.index("import lab_app")  # install before keras is imported
+
+
+def test_notebook_without_a_public_repo_takes_an_uploaded_zip_of_it(tmp_path, monkeypatch):
+    """REPO left as the placeholder: the cell asks for a zip of the repository, unpacks it and launches."""
+    import subprocess
+    import sys
+    import types
+    import zipfile
+
+    nb = json.loads((ROOT / "notebooks" / "vision_lab_colab.ipynb").read_text())
+    code = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+
+    def upload():  # what google.colab.files.upload() returns once the teacher picked a file
+        with zipfile.ZipFile("vision-lab-main.zip", "w") as z:
+            z.writestr("vision-lab-main/lab_app.py", "")
+            z.writestr("vision-lab-main/scripts/colab_setup.py", "")
+        return {"vision-lab-main.zip": b"..."}
+
+    colab = types.ModuleType("google.colab")
+    colab.files = types.SimpleNamespace(upload=upload)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    launched, ran = [], []
+    monkeypatch.setitem(sys.modules, "lab_app", types.SimpleNamespace(launch=lambda **kw: launched.append(kw)))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+
+    exec(compile(code, "first cell", "exec"), {})
+    assert Path.cwd() == tmp_path / "vision-lab" and (tmp_path / "vision-lab" / "lab_app.py").exists()
+    assert ran == [[sys.executable, "scripts/colab_setup.py"]]  # no git clone of the placeholder address
+    assert launched == [{"share": True}]
