@@ -110,11 +110,6 @@ def test_a_diverging_loss_stops_with_the_last_finite_weights(runtime, monkeypatc
     assert acc == pytest.approx(last_val, abs=1e-3)
 
 
-def test_batch_larger_than_the_training_set_is_a_clear_error(runtime):
-    with pytest.raises(training.TrainingError, match="at most"):
-        training.fit(validate(batch_size=1024, validation_split=0.5), runtime)
-
-
 def test_pipeline_scaling_is_the_same_as_the_try_tabs():
     x = np.arange(256, dtype=np.uint8).reshape(4, 8, 8, 1)
     ds = training.make_train_pipeline(x, np.zeros(4, np.int64), 4, seed=0)
