@@ -61,10 +61,18 @@ def create_data_tab(default: str = "digits") -> DataTab:
                    upload_status)
 
 
-def describe(services: Services, name: str, owner: str, seed: int = 0):
-    """Summary, counts table, counts chart and sample grid for one dataset the student may see."""
+def describe(services: Services, name: str, owner: str, seed: int = 0, progress=None):
+    """Summary, counts table, counts chart and sample grid for one dataset the student may see.
+
+    `progress` (a gr.Progress) shows a first download's progress.
+    """
+    def downloading(title, fraction):
+        if progress is not None:
+            progress(fraction, desc=f"Downloading {title} (once)…")
+
     try:
-        data = services.jobs.catalog.load(name, owner)
+        with datasets.reporting(downloading):
+            data = services.jobs.catalog.load(name, owner)
     except datasets.DatasetError as e:
         return f"⚠️ {e}", None, None, None
     look = data.look
@@ -111,8 +119,8 @@ def wire_data_tab(tab: DataTab, services: Services, session: gr.BrowserState, tr
     """
     outputs = [tab.summary, tab.counts, tab.counts_plot, tab.grid]
 
-    def show(name, s):
-        return describe(services, name, ensure_client(s)["client"])
+    def show(name, s, progress=gr.Progress()):
+        return describe(services, name, ensure_client(s)["client"], progress=progress)
 
     tab.dataset.change(show, [tab.dataset, session], outputs, api_visibility="private")
     # The seed must go back into the State: a State that is only read keeps its 0, so every click after

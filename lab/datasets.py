@@ -225,6 +225,54 @@ def _is_network_error(e: BaseException) -> bool:
     return False
 
 
+_reporter = threading.local()  # per thread: the callable that hears how far a download is
+
+
+@contextlib.contextmanager
+def reporting(report: Callable[[str, float], None]):
+    """While inside, downloads made by this thread call `report(title, fraction done)`.
+
+    The job worker shows it in the status line, the Data tab in its progress bar.
+    """
+    before = getattr(_reporter, "fn", None)
+    _reporter.fn = report
+    try:
+        yield
+    finally:
+        _reporter.fn = before
+
+
+@contextlib.contextmanager
+def _progress_of_keras_downloads(title: str):
+    """Hear the progress of Keras' own download (`keras.utils.get_file` fetches through
+    `file_utils.urlretrieve` with a progress hook) and pass it to this thread's reporter.
+    Callers hold _DOWNLOAD_LOCK: the module attribute is swapped for the duration only."""
+    report = getattr(_reporter, "fn", None)
+    try:
+        from keras.src.utils import file_utils
+    except ImportError:
+        file_utils = None
+    if report is None or not callable(getattr(file_utils, "urlretrieve", None)):
+        yield  # a Keras without it downloads as usual, without progress
+        return
+    original = file_utils.urlretrieve
+
+    def urlretrieve(url, filename, reporthook=None, *args, **kwargs):
+        def hook(blocks, block_size, total):
+            if reporthook is not None:
+                reporthook(blocks, block_size, total)
+            if total and total > 0:
+                report(title, min(1.0, blocks * block_size / total))
+
+        return original(url, filename, hook, *args, **kwargs)
+
+    file_utils.urlretrieve = urlretrieve
+    try:
+        yield
+    finally:
+        file_utils.urlretrieve = original
+
+
 def _download(title: str, origin: str, cached: tuple[str, ...], fetch: Callable[[Path], object]):
     """Run `fetch(home)` (Keras' download-and-read code) with the cache in Keras' home as of now.
 
@@ -241,7 +289,7 @@ def _download(title: str, origin: str, cached: tuple[str, ...], fetch: Callable[
             except OSError as e:  # no route, no DNS, refused, timed out
                 raise DatasetError(offline) from e
         try:
-            with _keras_home_at(home):
+            with _keras_home_at(home), _progress_of_keras_downloads(title):
                 return fetch(home)
         except Exception as e:
             if _is_network_error(e):

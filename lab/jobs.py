@@ -15,6 +15,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
+from lab import datasets
 from lab.hparams import HParams
 from lab.training import DIVERGED, TrainingError, TrainingLog
 
@@ -167,7 +168,14 @@ class JobManager:
         runtime = self._runtime()
         job.log.progress["accelerator"] = runtime.summary()
         job.log.progress["phase"] = "loading the dataset"
-        data = self.catalog.load(job.hparams.dataset, job.owner)
+        progress = job.log.progress
+
+        def downloading(title: str, fraction: float) -> None:
+            progress.update(phase=f"downloading {title} (once; later runs reuse it)", fraction=round(fraction, 3))
+
+        with datasets.reporting(downloading):
+            data = self.catalog.load(job.hparams.dataset, job.owner)
+        progress.pop("fraction", None)
         result = train(job.hparams, runtime, job.log, data=data)
         if not job.log.rows:
             job.state = "failed" if result.diverged else "stopped"
