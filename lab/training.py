@@ -174,13 +174,18 @@ def make_eval_pipeline(x, y, global_batch) -> tf.data.Dataset:
     The last batch is padded with zero-weight copies, so shapes stay static and the
     padding does not count in loss or accuracy.
     """
+    ds = tf.data.Dataset.from_tensor_slices(_padded(x, y, global_batch)).batch(global_batch, drop_remainder=True)
+    return ds.map(lambda a, b, c: (_to_model_range(a, b)[0], b, c)).cache().prefetch(tf.data.AUTOTUNE)
+
+
+def _padded(x, y, global_batch):
+    """(x, y, weights) grown to whole batches with zero-weight copies of the first row."""
     pad = (-len(x)) % global_batch
     w = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
     if pad:
         x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
         y = np.concatenate([y, np.repeat(y[:1], pad, axis=0)])
-    ds = tf.data.Dataset.from_tensor_slices((x, y, w)).batch(global_batch, drop_remainder=True)
-    return ds.map(lambda a, b, c: (_to_model_range(a, b)[0], b, c)).cache().prefetch(tf.data.AUTOTUNE)
+    return x, y, w
 
 
 def _to_model_range(x, y):
@@ -322,10 +327,5 @@ def make_feature_pipelines(f_train, y_train, f_val, y_val, global_batch, seed) -
     """
     train = tf.data.Dataset.from_tensor_slices((f_train, y_train)).shuffle(len(f_train), seed=seed, reshuffle_each_iteration=True)
     train = train.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-    pad = (-len(f_val)) % global_batch
-    w = np.concatenate([np.ones(len(f_val), np.float32), np.zeros(pad, np.float32)])
-    if pad:
-        f_val = np.concatenate([f_val, np.repeat(f_val[:1], pad, axis=0)])
-        y_val = np.concatenate([y_val, np.repeat(y_val[:1], pad, axis=0)])
-    val = tf.data.Dataset.from_tensor_slices((f_val, y_val, w)).batch(global_batch, drop_remainder=True)
+    val = tf.data.Dataset.from_tensor_slices(_padded(f_val, y_val, global_batch)).batch(global_batch, drop_remainder=True)
     return train, val.cache().prefetch(tf.data.AUTOTUNE)

@@ -13,6 +13,7 @@ import pytest
 from lab import datasets, features, training
 from lab.hparams import validate
 from models import MODELS, ModelSpec, transfer
+from tests.test_training import StopAfter
 
 TINY = "tiny_transfer"
 
@@ -150,18 +151,6 @@ def test_augmentation_trains_on_images_through_the_frozen_backbone(runtime, digi
     result = training.fit(validate(model=TINY, epochs=1, augment_zoom=0.2), runtime, log, digits)
     assert computed == [] and log.progress["note"] == training.CACHE_OFF_NOTE
     assert [r["epoch"] for r in log.rows if "val_loss" in r] == [1.0] and not result.stopped
-
-
-class StopAfter(list):
-    """Rows that press Stop as soon as the first point is written (deterministic timing)."""
-
-    def __init__(self, log):
-        super().__init__()
-        self.log = log
-
-    def append(self, row):
-        super().append(row)
-        self.log.stop.set()
 
 
 def test_stop_during_head_training_keeps_a_usable_partial_model(runtime, digits):
