@@ -7,10 +7,10 @@ saves them as one of the student's datasets and selects it in the Train and Data
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import gradio as gr
-import pandas as pd
 
 from lab import datasets
 from lab.captures import MIN_FRAMES_TO_TRAIN, CaptureError, CaptureStore
@@ -94,7 +94,7 @@ class CaptureTab:
     webcam: gr.Image
     hold: gr.HTML
     status: gr.Markdown
-    counts: gr.Dataframe
+    counts: gr.Markdown
     gallery_title: gr.Markdown
     gallery: gr.Gallery
     delete_button: gr.Button
@@ -125,8 +125,7 @@ def create_capture_tab() -> CaptureTab:
             files = gr.File(label="…or add picture files to the chosen class", file_count="multiple",
                             file_types=["image"], type="filepath", elem_id="capture-files", height=120)
         with gr.Column(scale=2):
-            counts = gr.Dataframe(headers=["class", "frames", "ready?"], label="Frames per class", interactive=False,
-                                  elem_id="capture-counts")
+            counts = gr.Markdown(counts_table({}), elem_id="capture-counts")
             # The gallery's own label floats over its first row of thumbnails: the title goes above it.
             gallery_title = gr.Markdown("**Frames of the chosen class**", elem_id="capture-gallery-title")
             gallery = gr.Gallery(show_label=False, columns=4, height=280, allow_preview=False,
@@ -146,15 +145,26 @@ def create_capture_tab() -> CaptureTab:
                       gr.State(None))
 
 
-def counts_table(counts: dict[str, int], recording: str | None = None) -> pd.DataFrame:
-    """One row per class: its frames and whether it has enough to train."""
+def counts_table(counts: dict[str, int], recording: str | None = None) -> str:
+    """A Markdown table, one row per class: its frames and whether it has enough to train.
+
+    Markdown rather than a gr.Dataframe: Gradio 6.24's (Colab's) virtual table kept showing one
+    row after a second class was added.
+    """
     def ready(name, n):
         if name == recording:
             return "⏺ recording"
         return "✅" if n >= MIN_FRAMES_TO_TRAIN else f"needs {MIN_FRAMES_TO_TRAIN - n} more"
 
-    return pd.DataFrame({"class": list(counts), "frames": list(counts.values()),
-                         "ready?": [ready(c, n) for c, n in counts.items()]}, columns=["class", "frames", "ready?"])
+    if not counts:
+        return "*No classes yet.*"
+    rows = [f"| {_cell(c)} | {n} | {ready(c, n)} |" for c, n in counts.items()]
+    return "\n".join(["**Frames per class**", "", "| class | frames | ready? |", "|---|---:|---|", *rows])
+
+
+def _cell(text: str) -> str:
+    # A student's class name, shown as plain text inside a Markdown table cell.
+    return re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", text)
 
 
 def small_set_hint(counts: dict[str, int]) -> str:

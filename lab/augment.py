@@ -247,13 +247,13 @@ def build(hp, look: ImageLook, num_classes: int | None = None) -> Augmenter | No
     Raises:
         lab.training.TrainingError: a keras-cv augmentation is on and keras-cv is missing.
     """
-    picks = chosen(hp)
-    _check_available(picks)
+    # Seeds follow the catalogue position among the chosen, so skipping one never reseeds another.
+    picks = [(i, name, strength) for i, (name, strength) in enumerate(chosen(hp))
+             if not (AUGMENTATIONS[name].colour_only and look.channels < 3)]  # nothing to do on grey
+    _check_available([(name, strength) for _, name, strength in picks])
     per_image, per_batch, grey_as_rgb = [], [], []
-    for i, (name, strength) in enumerate(picks):
+    for i, name, strength in picks:
         entry = AUGMENTATIONS[name]
-        if entry.colour_only and look.channels < 3:
-            continue
         layer = entry.factory(strength, hp.seed + i, look)
         if entry.per_batch:
             per_batch.append(layer)

@@ -35,7 +35,11 @@ class ImageError(ValueError):
 
 @dataclass(frozen=True)
 class ImageLook:
-    """How a dataset's images look, so any picture can be made to match."""
+    """How a dataset's images look, so any picture can be made to match.
+
+    The value range is the same for every dataset: stored as uint8 0..255, fed to models as
+    float 0..1 (`to_model_range`), so it is not a field.
+    """
 
     height: int
     width: int

@@ -22,8 +22,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 STATUS = "#capture-status"
 HOLD = "#capture-hold .hold-btn"
 THUMBS = "#capture-gallery .thumbnail-item"
-COUNTS_JS = """() => Object.fromEntries([...document.querySelectorAll('#capture-counts [role=row].virtual-row')]
-    .map(row => [...row.querySelectorAll('[role=gridcell]')].map(cell => cell.innerText.trim()))
+COUNTS_JS = """() => Object.fromEntries([...document.querySelectorAll('#capture-counts table tbody tr')]
+    .map(row => [...row.querySelectorAll('td')].map(cell => cell.innerText.trim()))
     .filter(cells => cells.length >= 2 && cells[0]).map(cells => [cells[0], Number(cells[1])]))"""
 
 
