@@ -137,7 +137,10 @@ def status_markdown(snap: dict) -> str:
     state, p = snap["state"], snap["progress"]
     epochs = _total_epochs(snap["hparams"])
     if state == "queued":
-        return f"⏳ **Queued**: place {snap['position']} of {snap['queue_length']}. Training starts when the jobs ahead finish."
+        if snap["position"] <= 1:
+            return "⏳ **Queued**: next in line; training starts as soon as the accelerator is free."
+        return (f"⏳ **Queued**: place {snap['position']} of {snap['queue_length']}. Training starts when the "
+                f"{snap['position'] - 1} job{'s' * (snap['position'] > 2)} ahead finish{'es' * (snap['position'] == 2)}.")
     if state == "running":
         if "epoch" not in p:
             done = f" {p['fraction']:.0%}" if isinstance(p.get("fraction"), (int, float)) else ""

@@ -120,9 +120,10 @@ def status(page) -> str:
 
 
 def wait_status(page, pattern: str, timeout: float = UI_TIMEOUT_MS) -> str:
+    # Sampled on a timer, not on animation frames: a page busy drawing charts can starve those.
     page.wait_for_function(
         "([sel, pat]) => new RegExp(pat).test(document.querySelector(sel)?.innerText || '')",
-        arg=[STATUS, pattern], timeout=timeout)
+        arg=[STATUS, pattern], timeout=timeout, polling=200)
     return status(page)
 
 
@@ -133,7 +134,8 @@ def points(page) -> tuple[int, int]:
 
 def wait_points(page, at_least: int = 1, timeout: float = UI_TIMEOUT_MS) -> tuple[int, int]:
     page.wait_for_function(f"""() => {{ const n = {POINTS_JS};
-        return n('#loss-plot') >= {at_least} && n('#accuracy-plot') >= {at_least}; }}""", timeout=timeout)
+        return n('#loss-plot') >= {at_least} && n('#accuracy-plot') >= {at_least}; }}""",
+                           timeout=timeout, polling=200)
     return points(page)
 
 
@@ -148,7 +150,7 @@ def start_training(page, epochs: int | None = None) -> None:
     if epochs is not None:
         set_epochs(page, epochs)
     page.click("#train-button")
-    wait_status(page, r"Queued|Preparing|Training")
+    wait_status(page, r"Queued|Preparing|Training|Done")  # a short job can be done before the first look
 
 
 def train_default_run(page) -> str:
@@ -184,7 +186,8 @@ def test_train_shows_live_curves_and_stops(page):
         sync_api.expect(page.locator(f"#{elem_id}")).to_be_visible()
     assert status(page) == "Press Train to start."
     # plotly loads lazily: the first page of a fresh server can show the charts a moment later
-    page.wait_for_function(f"() => {{ const n = {POINTS_JS}; return n('#loss-plot') >= 0 && n('#accuracy-plot') >= 0; }}")
+    page.wait_for_function(f"() => {{ const n = {POINTS_JS}; return n('#loss-plot') >= 0 && n('#accuracy-plot') >= 0; }}",
+                           polling=200)
     assert points(page) == (0, 0), "a new student should see empty charts"
 
     start_training(page, epochs=60)  # ~15 s on a laptop CPU: long enough to watch and to stop
@@ -237,7 +240,7 @@ def test_reload_reattaches_to_the_run(page):
     page.reload()  # after the run: the same curve again, without pressing Train
     wait_loaded(page)
     page.wait_for_function(f"() => {{ const n = {POINTS_JS}; return n('#loss-plot') === {final[0]} "
-                           f"&& n('#accuracy-plot') === {final[1]}; }}")
+                           f"&& n('#accuracy-plot') === {final[1]}; }}", polling=200)
     assert re.search(r"Stopped|Done", status(page)), status(page)
     # the knobs come back with the curve: the page shows the settings that made it
     sync_api.expect(page.locator("#epochs-slider input[type=number]")).to_have_value("60")

@@ -58,7 +58,8 @@ def hold_to_record(page, name: str, frames: int = 0, ms: int = 0) -> str:
     sync_api.expect(page.locator(HOLD)).to_contain_text("Recording")
     sync_api.expect(page.locator(STATUS)).to_contain_text(f"Recording into {name}")
     if frames:
-        page.wait_for_function(f"() => ({COUNTS_JS})()[{name!r}] >= {frames}", timeout=UI_TIMEOUT_MS)
+        page.wait_for_function(f"() => ({COUNTS_JS})()[{name!r}] >= {frames}", timeout=UI_TIMEOUT_MS,
+                               polling=200)
     page.wait_for_timeout(ms)
     page.mouse.up()
     sync_api.expect(page.locator(HOLD)).to_contain_text("Hold to record")
@@ -97,7 +98,7 @@ def test_capture_two_classes_from_the_webcam_and_train(page):
     page.locator(HOLD).focus()
     page.keyboard.press("Space")
     sync_api.expect(page.locator(HOLD)).to_contain_text("press again to stop")
-    page.wait_for_function(f"() => ({COUNTS_JS})().right >= 6", timeout=UI_TIMEOUT_MS)  # the count grows live
+    page.wait_for_function(f"() => ({COUNTS_JS})().right >= 6", timeout=UI_TIMEOUT_MS, polling=200)  # the count grows live
     page.keyboard.press("Space")
     sync_api.expect(page.locator(STATUS)).to_contain_text("into right")
     wait_idle(page)
@@ -119,7 +120,7 @@ def test_capture_two_classes_from_the_webcam_and_train(page):
     # A reload finds the captures again (they are kept for this browser).
     open_lab(page)
     open_capture(page)
-    page.wait_for_function(f"() => ({COUNTS_JS})().right === {right - 1}")
+    page.wait_for_function(f"() => ({COUNTS_JS})().right === {right - 1}", polling=200)
     assert counts(page) == {"left": left, "right": right - 1}
 
     page.click("#capture-use")
