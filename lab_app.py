@@ -81,7 +81,8 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
         wire_train_tab(train_tab, services, session, try_tab.run_dropdown, lambda s: run_choices(services, s))
         wire_try_tab(try_tab, services, session)
         wire_data_tab(data_tab, services, session, train_tab.control("dataset"))
-        wire_capture_tab(capture_tab, services, session, captures, [train_tab.control("dataset"), data_tab.dataset])
+        wire_capture_tab(capture_tab, services, session, captures, [train_tab.control("dataset"), data_tab.dataset],
+                         demo)
 
         dataset_index = [f.name for f in FIELDS].index("dataset")
 

@@ -179,10 +179,11 @@ def small_set_hint(counts: dict[str, int]) -> str:
 
 
 def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserState, captures: CaptureStore,
-                     on_dataset: list) -> None:
+                     on_dataset: list, demo: gr.Blocks) -> None:
     """Connect the Capture tab.
 
     Args:
+        demo: the app's Blocks, whose page-load event restores a student's captures after a reload.
         captures: the store of every student's captures (shared, keyed by client id).
         on_dataset: dataset dropdowns (the Train tab's, the Data tab's) set to the saved dataset
             when the student presses "Use these to train".
@@ -347,7 +348,5 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
     tab.clear_button.click(clear, [session, tab.class_choice], [tab.status, *view_outputs], api_visibility="private")
     tab.remove_button.click(remove, [session, tab.class_choice], [tab.status, *view_outputs], api_visibility="private")
     tab.use_button.click(use, [session, tab.dataset_name], [session, tab.result, *on_dataset], api_visibility="private")
-    # A reload finds the captures again. The Blocks being built is the root: its load event runs per page.
-    root = gr.context.Context.root_block
-    if root is not None:
-        root.load(on_load, session, [*view_outputs, tab.status], api_visibility="private")
+    # A reload finds the captures again.
+    demo.load(on_load, session, [*view_outputs, tab.status], api_visibility="private")

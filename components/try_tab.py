@@ -46,7 +46,7 @@ def create_try_tab() -> TryTab:
                                       streaming=True, type="numpy", elem_id="try-webcam")
                 with gr.Tab("Draw"):
                     # Gradio 6 starts the pad with no tool selected ("select the draw tool to start"): say so.
-                    sketch = gr.Sketchpad(label="Draw a digit: pick the brush (left) first, then use thick strokes",
+                    sketch = gr.Sketchpad(label="Draw (a digit, or whatever your classes are): pick the brush (left) first, then use thick strokes",
                                           type="numpy", canvas_size=(280, 280), elem_id="try-sketch",
                                           brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
         with gr.Column(scale=2):

@@ -42,7 +42,8 @@ class RunInfo:
     def title(self) -> str:
         acc = f"{self.val_accuracy:.1%}" if self.val_accuracy is not None else "n/a"
         when = time.strftime("%H:%M:%S", time.localtime(self.created))
-        return f"{when} · {self.hparams.model} on {self.hparams.dataset} · val acc {acc} · {self.state}"
+        dataset = self.hparams.dataset.split("@")[0]  # a student's own dataset: its name, not its private id
+        return f"{when} · {self.hparams.model} on {dataset} · val acc {acc} · {self.state}"
 
 
 @dataclass

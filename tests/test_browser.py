@@ -119,11 +119,13 @@ def status(page) -> str:
     return page.locator(STATUS).inner_text().strip()
 
 
-def wait_status(page, pattern: str, timeout: float = UI_TIMEOUT_MS) -> str:
+def wait_status(page, pattern: str, timeout: float = UI_TIMEOUT_MS, unlike: str | None = None) -> str:
+    """Wait until the status line matches `pattern` (and, given `unlike`, is no longer that text)."""
     # Sampled on a timer, not on animation frames: a page busy drawing charts can starve those.
     page.wait_for_function(
-        "([sel, pat]) => new RegExp(pat).test(document.querySelector(sel)?.innerText || '')",
-        arg=[STATUS, pattern], timeout=timeout, polling=200)
+        """([sel, pat, old]) => { const t = document.querySelector(sel)?.innerText || '';
+            return new RegExp(pat).test(t) && (old === null || t.trim() !== old); }""",
+        arg=[STATUS, pattern, unlike], timeout=timeout, polling=200)
     return status(page)
 
 
@@ -149,8 +151,10 @@ def set_epochs(page, epochs: int) -> None:
 def start_training(page, epochs: int | None = None) -> None:
     if epochs is not None:
         set_epochs(page, epochs)
+    before = status(page)
     page.click("#train-button")
-    wait_status(page, r"Queued|Preparing|Training|Done")  # a short job can be done before the first look
+    # A short job can be done before the first look: any new line counts, the last run's "Done" does not.
+    wait_status(page, r"Queued|Preparing|Training|Done", unlike=before)
 
 
 def train_default_run(page) -> str:

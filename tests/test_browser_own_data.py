@@ -105,7 +105,7 @@ def test_own_zip_preview_train_transfer_and_cnn_then_webcam(page, tmp_path):
 
     done = train_until_done(page, "small_cnn", epochs=4)
     assert "Done" in done, done
-    sync_api.expect(page.locator("#run-dropdown input")).to_have_value(re.compile("small_cnn"), timeout=UI_TIMEOUT_MS)
+    sync_api.expect(page.locator("#run-dropdown input")).to_have_value(re.compile("small_cnn on pets · "), timeout=UI_TIMEOUT_MS)
     assert webcam_label(page) in ("cats", "dogs")
 
 
