@@ -229,13 +229,13 @@ def test_train_shows_live_curves_and_stops(page):
 def test_reload_reattaches_to_the_run(page):
     start_training(page, epochs=60)
     wait_status(page, r"Training", timeout=TRAIN_TIMEOUT_MS)
-    before = wait_points(page, at_least=2)
+    before = wait_points(page, at_least=2, timeout=TRAIN_TIMEOUT_MS)  # training speed, not page speed
 
     page.reload()  # mid-run: the page finds the job again from the browser's stored session
     wait_loaded(page)
     live = wait_points(page, at_least=min(before))
     if "Training" in status(page):  # still running: the re-attached page keeps following it
-        wait_points(page, at_least=min(live) + 1)
+        wait_points(page, at_least=min(live) + 1, timeout=TRAIN_TIMEOUT_MS)
     page.click("#stop-button")
     wait_status(page, r"Stopped|Done", timeout=15_000)
     final = points(page)
