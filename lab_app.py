@@ -90,8 +90,10 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
             s, *rest = reattach(services, s, dict(request.query_params) if request else None)
             # The dataset dropdowns list the student's own datasets too; a job's may be one of them.
             chosen = rest[5 + dataset_index]
-            rest[5 + dataset_index] = dataset_dropdown(services, s, chosen if isinstance(chosen, str) else None)
-            return (s, *rest, run_choices(services, s), dataset_dropdown(services, s))
+            train_dd = dataset_dropdown(services, s, chosen if isinstance(chosen, str) else None)
+            rest[5 + dataset_index] = train_dd
+            # The Data tab's dropdown: the same choices (listing them reads every dataset's metadata).
+            return (s, *rest, run_choices(services, s), gr.Dropdown(choices=train_dd.choices))
 
         demo.load(on_load, session,
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,

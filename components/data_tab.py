@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gradio as gr
 import pandas as pd
 
-from lab import charts, datasets
+from lab import charts, datasets, downloads
 from lab.archive import ArchiveError
 from lab.image_folder import class_table
 from lab.user_datasets import is_dataset_id
@@ -71,7 +71,7 @@ def describe(services: Services, name: str, owner: str, seed: int = 0, progress=
             progress(fraction, desc=f"Downloading {title} (once)…")
 
     try:
-        with datasets.reporting(downloading):
+        with downloads.reporting(downloading):
             data = services.jobs.catalog.load(name, owner)
     except datasets.DatasetError as e:
         return f"⚠️ {e}", None, None, None

@@ -15,7 +15,8 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-from lab import datasets
+from lab import downloads
+from lab.datasets import DatasetError
 from lab.hparams import HParams
 from lab.training import DIVERGED, TrainingError, TrainingLog
 
@@ -71,8 +72,6 @@ class JobManager:
     def submit(self, owner: str, hparams: HParams) -> Job:
         """Queue a job for `owner`; refuse while that owner has one queued or running, or when
         the dataset is someone else's (or gone)."""
-        from lab.datasets import DatasetError
-
         try:
             self.catalog.check(hparams.dataset, owner)
         except DatasetError as e:
@@ -173,7 +172,7 @@ class JobManager:
         def downloading(title: str, fraction: float) -> None:
             progress.update(phase=f"downloading {title} (once; later runs reuse it)", fraction=round(fraction, 3))
 
-        with datasets.reporting(downloading):
+        with downloads.reporting(downloading):
             data = self.catalog.load(job.hparams.dataset, job.owner)
         progress.pop("fraction", None)
         result = train(job.hparams, runtime, job.log, data=data)
@@ -202,8 +201,6 @@ class JobManager:
 
 
 def _plain(e: Exception) -> str:
-    from lab.datasets import DatasetError
-
     # The lab's own errors, and download failures (datasets, ImageNet weights), are written for people.
     if isinstance(e, (TrainingError, JobError, RuntimeError, DatasetError)) and str(e):
         return str(e)

@@ -32,7 +32,8 @@ def test_importing_and_training_with_the_engine_loads_no_gradio():
     assert out.stdout.strip().splitlines()[-1] == "False"
 
 
-@pytest.mark.parametrize("module", ["lab.images", "lab.archive", "lab.image_folder", "lab.hparams", "lab.storage", "lab.datasets", "lab.user_datasets", "lab.captures"])
+@pytest.mark.parametrize("module", ["lab.images", "lab.archive", "lab.image_folder", "lab.hparams", "lab.storage", "lab.datasets", "lab.downloads",
+                                    "lab.user_datasets", "lab.captures"])
 def test_light_engine_modules_load_no_ui_or_ml_framework(module):
     """Reading images, zips and settings must not pay for (or depend on) TensorFlow or Gradio."""
     code = (f"import sys, {module}; "

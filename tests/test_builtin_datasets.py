@@ -23,7 +23,7 @@ from PIL import Image
 import keras  # noqa: F401  imported before any test sets KERAS_HOME: the loader must still honour it
 from keras.src.utils import file_utils
 
-from lab import datasets
+from lab import datasets, downloads
 
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
 CIFAR_SHA256 = "6d958be074577803d12ecdefd02955f39262c83c16fe9348329d7fe0b5c001ce"
@@ -46,7 +46,7 @@ def home(monkeypatch, tmp_path) -> Path:
     monkeypatch.setattr(socket.socket, "connect_ex", refuse)
     home = tmp_path / "keras_home"
     monkeypatch.setenv("KERAS_HOME", str(home))
-    monkeypatch.delenv(datasets.SUBSET_ENV, raising=False)
+    monkeypatch.delenv(downloads.SUBSET_ENV, raising=False)
     datasets.load.cache_clear()
     yield home
     datasets.load.cache_clear()  # no test data may outlive the test
@@ -136,7 +136,7 @@ def write_flowers_archive(home: Path, counts, extra: dict[str, bytes] | None = N
         info = tarfile.TarInfo("flower_photos/LICENSE.txt")
         info.size = len(licence)
         tar.addfile(info, io.BytesIO(licence))
-        for c, (cls, n) in enumerate(zip(datasets.FLOWER_CLASSES, counts)):
+        for c, (cls, n) in enumerate(zip(downloads.FLOWER_CLASSES, counts)):
             for k in range(n):
                 buf = io.BytesIO()
                 size = (120 + 40 * k, 90 + 10 * c)  # varied, never square
@@ -166,7 +166,7 @@ def test_mnist_real_loader_reads_keras_cache_in_keras_home(home, hashes, monkeyp
     keras_home_before = keras_config.keras_home()
     train, test = [12, 14, 10, 11, 9, 13, 10, 12, 9, 10], [4, 6, 5, 5, 4, 6, 5, 5, 5, 5]
     path = write_mnist(home, train, test)
-    monkeypatch.setenv(datasets.SUBSET_ENV, "40")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "40")
 
     d = datasets.load("mnist")
 
@@ -185,24 +185,24 @@ def test_mnist_real_loader_reads_keras_cache_in_keras_home(home, hashes, monkeyp
 def test_subset_is_the_same_every_time_and_zero_means_all(home, hashes, monkeypatch):
     train, test = [30] * 10, [10] * 10
     write_mnist(home, train, test)
-    monkeypatch.setenv(datasets.SUBSET_ENV, "50")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "50")
     first = datasets.DATASETS["mnist"].load()
     again = datasets.DATASETS["mnist"].load()
     assert np.array_equal(first.x, again.x) and np.array_equal(first.y, again.y)
     assert np.array_equal(np.bincount(first.y), [5] * 10)
 
-    monkeypatch.setenv(datasets.SUBSET_ENV, "0")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "0")
     everything = datasets.DATASETS["mnist"].load()
     assert len(everything.y) == 400 and np.array_equal(np.bincount(everything.y), [40] * 10)
 
-    monkeypatch.delenv(datasets.SUBSET_ENV)
+    monkeypatch.delenv(downloads.SUBSET_ENV)
     assert len(datasets.DATASETS["mnist"].load().y) == 400  # fewer than the default 2,000: all
 
 
 def test_fashion_mnist_reads_keras_idx_files(home, monkeypatch):
     train, test = [8, 9, 10, 11, 12, 8, 9, 10, 11, 12], [3] * 10
     write_fashion(home, train, test)
-    monkeypatch.setenv(datasets.SUBSET_ENV, "60")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "60")
     d = datasets.load("fashion_mnist")
     assert d.class_names == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                              "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
@@ -215,7 +215,7 @@ def test_fashion_mnist_reads_keras_idx_files(home, monkeypatch):
 
 def test_cifar10_extracts_keras_archive_and_reads_the_batches(home, hashes, monkeypatch):
     archive = write_cifar_archive(home)
-    monkeypatch.setenv(datasets.SUBSET_ENV, "300")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "300")
     d = datasets.load("cifar10")
     assert hashes == [(archive.resolve(), CIFAR_SHA256)]
     assert (home / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py" / "test_batch").is_file()
@@ -230,7 +230,7 @@ def test_cifar10_extracts_keras_archive_and_reads_the_batches(home, hashes, monk
 def test_flowers_decode_resize_and_keep_their_class(home, monkeypatch):
     counts = [4, 7, 5, 6, 8]
     write_flowers_archive(home, counts)
-    monkeypatch.setenv(datasets.SUBSET_ENV, "15")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "15")
     d = datasets.load("flowers")
     assert d.class_names == ("daisy", "dandelion", "roses", "sunflowers", "tulips")
     assert d.look.shape() == (96, 96, 3) and not d.look.light_on_dark and not d.look.fit_to_content
@@ -239,13 +239,13 @@ def test_flowers_decode_resize_and_keep_their_class(home, monkeypatch):
     colours = d.x.reshape(15, -1, 3).mean(axis=1)
     assert np.all(np.abs(colours - np.array(FLOWER_COLOURS)[d.y]) < 6)  # each photo under its own class
 
-    monkeypatch.setenv(datasets.SUBSET_ENV, "0")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "0")
     assert list(datasets.DATASETS["flowers"].load().counts().values()) == counts
 
 
 def test_an_unreadable_flower_photo_is_skipped(home, monkeypatch):
     write_flowers_archive(home, [2, 2, 2, 2, 2], extra={"tulips/broken.jpg": b"\xff\xd8 not really a jpeg"})
-    monkeypatch.setenv(datasets.SUBSET_ENV, "0")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "0")
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
         d = datasets.load("flowers")
     assert list(d.counts().values()) == [2, 2, 2, 2, 2]
@@ -275,7 +275,7 @@ def test_offline_says_so_and_points_at_the_digits(home):
 
 def test_keras_own_download_failure_is_reported_and_leaves_no_file(home, monkeypatch):
     # Even when the server seemed reachable, Keras' download itself fails: same plain message.
-    monkeypatch.setattr(datasets, "_check_reachable", lambda url, timeout=0: None)
+    monkeypatch.setattr(downloads, "_check_reachable", lambda url, timeout=0: None)
     with pytest.raises(datasets.DatasetError, match=r"^Could not download MNIST \(no internet connection\?\)") as caught:
         datasets.load("mnist")
     chain, e = [], caught.value
@@ -307,29 +307,29 @@ def test_a_damaged_cache_file_says_where_it_is(home):
 
 def test_a_bad_subset_setting_is_explained(home, monkeypatch):
     write_mnist(home, [3] * 10, [1] * 10)
-    monkeypatch.setenv(datasets.SUBSET_ENV, "lots")
+    monkeypatch.setenv(downloads.SUBSET_ENV, "lots")
     with pytest.raises(datasets.DatasetError, match="VISION_LAB_SUBSET='lots'.*0 for all"):
         datasets.load("mnist")
-    monkeypatch.setenv(datasets.SUBSET_ENV, "2,000")
-    assert datasets.subset_size() == 2000
+    monkeypatch.setenv(downloads.SUBSET_ENV, "2,000")
+    assert downloads.subset_size() == 2000
 
 
 def test_data_dir_follows_keras_home_as_set_now(home, monkeypatch, tmp_path):
-    assert datasets.data_dir() == home / "datasets"
+    assert downloads.data_dir() == home / "datasets"
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "elsewhere"))
-    assert datasets.data_dir() == tmp_path / "elsewhere" / "datasets"
+    assert downloads.data_dir() == tmp_path / "elsewhere" / "datasets"
     monkeypatch.delenv("KERAS_HOME")
-    assert datasets.data_dir().name == "datasets" and datasets.data_dir().parent.name == ".keras"
+    assert downloads.data_dir().name == "datasets" and downloads.data_dir().parent.name == ".keras"
 
 
 def test_stratified_subset_keeps_class_shares_and_is_reproducible():
     y = labels([500, 100, 300, 100])
-    idx = datasets.stratified_subset(y, 100)
+    idx = downloads.stratified_subset(y, 100)
     assert len(idx) == len(set(idx)) == 100 and np.all(np.diff(idx) > 0)
     assert np.array_equal(np.bincount(y[idx]), [50, 10, 30, 10])
-    assert np.array_equal(idx, datasets.stratified_subset(y, 100))
-    assert not np.array_equal(idx, datasets.stratified_subset(y, 100, seed=1))
-    assert np.array_equal(datasets.stratified_subset(y, 0), np.arange(1000))
-    assert np.array_equal(datasets.stratified_subset(y, 5000), np.arange(1000))
-    odd = datasets.stratified_subset(labels([7, 5, 3]), 7)
+    assert np.array_equal(idx, downloads.stratified_subset(y, 100))
+    assert not np.array_equal(idx, downloads.stratified_subset(y, 100, seed=1))
+    assert np.array_equal(downloads.stratified_subset(y, 0), np.arange(1000))
+    assert np.array_equal(downloads.stratified_subset(y, 5000), np.arange(1000))
+    odd = downloads.stratified_subset(labels([7, 5, 3]), 7)
     assert len(odd) == 7 and np.all(np.bincount(labels([7, 5, 3])[odd], minlength=3) >= 1)

@@ -13,7 +13,7 @@ import keras
 import pytest
 from keras.src.utils import file_utils
 
-from lab import datasets
+from lab import downloads
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def test_a_download_reports_rising_fractions_up_to_done(server, tmp_path, monkey
     def fetch(home: Path):
         return Path(keras.utils.get_file(origin=server, cache_dir=str(home)))
 
-    with datasets.reporting(lambda title, fraction: heard.append((title, fraction))):
-        path = datasets._download("the blob", server, ("blob.bin",), fetch)
+    with downloads.reporting(lambda title, fraction: heard.append((title, fraction))):
+        path = downloads._download("the blob", server, ("blob.bin",), fetch)
     assert path.stat().st_size == 400_000 and path.is_relative_to(tmp_path / "home")
     fractions = [f for _, f in heard]
     assert {t for t, _ in heard} == {"the blob"} and len(fractions) > 3
@@ -51,14 +51,14 @@ def test_a_download_reports_rising_fractions_up_to_done(server, tmp_path, monkey
     assert file_utils.urlretrieve is original  # Keras' own function is back
 
     heard.clear()  # cached now: no download, nothing to report
-    with datasets.reporting(lambda title, fraction: heard.append(fraction)):
-        datasets._download("the blob", server, ("blob.bin",), fetch)
+    with downloads.reporting(lambda title, fraction: heard.append(fraction)):
+        downloads._download("the blob", server, ("blob.bin",), fetch)
     assert heard == []
 
 
 def test_without_a_listener_keras_downloads_as_usual(server, tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path / "home"))
     original = file_utils.urlretrieve
-    path = datasets._download("the blob", server, ("blob.bin",),
+    path = downloads._download("the blob", server, ("blob.bin",),
                               lambda home: Path(keras.utils.get_file(origin=server, cache_dir=str(home))))
     assert path.stat().st_size == 400_000 and file_utils.urlretrieve is original
