@@ -2,6 +2,10 @@
 
 Everything that arrives here is untrusted: hyperparameters are validated by lab.hparams,
 files are decoded by lab.images, and each failure is a gr.Error with a plain message.
+
+Identity: one gradio_client `Client` is one student (its session), for the life of that Client.
+Every job, run and dataset id is checked against it: another caller's gets the same answer as
+one that does not exist.
 """
 
 from __future__ import annotations
@@ -24,47 +28,53 @@ def register_api(services: Services) -> None:
     """Declare the API endpoints inside the current gr.Blocks."""
 
     def owner_of(request: gr.Request | None) -> str:
-        return "api-" + (getattr(request, "session_hash", None) or "anonymous")
+        session = getattr(request, "session_hash", None)
+        if not session:
+            raise gr.Error("no session: call the API through gradio_client (one Client is one student)")
+        return "api-" + session
 
     def train(hparams: dict, request: gr.Request = None) -> dict:
         """Queue a training job. Keys are HParams field names; a missing key takes its default."""
         if not isinstance(hparams, dict):
             raise gr.Error('hparams must be an object of name: value, for example {"model": "small_cnn", "epochs": 5}')
+        owner = owner_of(request)
         try:
             hp = validate(hparams)
-            job = services.jobs.submit(owner_of(request), hp)
+            services.admit(owner, request)
+            job = services.jobs.submit(owner, hp)
         except (HParamsError, JobError) as e:
             raise gr.Error(str(e)) from None
-        snap = services.jobs.snapshot(job.job_id)
+        snap = services.jobs.snapshot(job.job_id, owner)
         return {"job_id": job.job_id, "state": snap["state"], "position": snap["position"], "hparams": hp.to_dict()}
 
-    def job_status(job_id: str) -> dict:
-        """State (queued, running, done, stopped, failed), metrics so far, message and run_id."""
+    def job_status(job_id: str, request: gr.Request = None) -> dict:
+        """State (queued, running, done, stopped, failed), metrics so far, message and run_id (your jobs only)."""
         try:
-            return services.jobs.snapshot(job_id)
+            return services.jobs.snapshot(job_id, owner_of(request))
         except JobError as e:
             raise gr.Error(str(e)) from None
 
-    def stop(job_id: str) -> dict:
-        """Stop a queued or running job; a partial run is kept."""
+    def stop(job_id: str, request: gr.Request = None) -> dict:
+        """Stop one of your queued or running jobs; a partial run is kept."""
         try:
-            job = services.jobs.stop(job_id)
+            job = services.jobs.stop(job_id, owner_of(request))
         except JobError as e:
             raise gr.Error(str(e)) from None
         return {"job_id": job.job_id, "state": job.state, "message": job.message}
 
     def predict(image: FileData, run_id: str = "", request: gr.Request = None) -> dict:
-        """Classify an image file with a run (an empty run_id means the latest run)."""
+        """Classify an image file with one of your runs (an empty run_id means your latest run)."""
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         if not path:
             raise gr.Error("send an image file (gradio_client.handle_file(path))")
+        owner = owner_of(request)
         if not run_id:
-            latest = services.runs.latest(owner_of(request)) or services.runs.latest()
+            latest = services.runs.latest(owner)
             if latest is None:
-                raise gr.Error("no trained run yet: call /train first")
+                raise gr.Error("you have no trained run yet: call /train first")
             run_id = latest.run_id
         try:
-            result = inference.predict(services.runs.load(run_id), path)
+            result = inference.predict(services.runs.load(run_id, owner), path)
         except (ImageError, RunNotFound) as e:
             raise gr.Error(str(e)) from None
         return {**result.as_dict(), "run_id": run_id}
@@ -78,8 +88,10 @@ def register_api(services: Services) -> None:
             raise gr.Error("send a zip file (gradio_client.handle_file(path))")
         if name is not None and not isinstance(name, str):
             raise gr.Error("name must be text")
+        owner = owner_of(request)
+        services.admit(owner, request)
         try:
-            info, imported = services.datasets.add_zip(owner_of(request), path, name or "")
+            info, imported = services.datasets.add_zip(owner, path, name or "")
         except (ArchiveError, DatasetError) as e:
             raise gr.Error(str(e)) from None
         return {"dataset": info.dataset_id, "name": info.name, "classes": list(info.class_names),

@@ -7,10 +7,11 @@ id), never in module globals; the shared JobManager and RunStore are explicit ob
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import gradio as gr
 
+from lab.admission import Admission, AdmissionError
 from lab.jobs import JobManager
 from lab.runs import RunStore
 from lab.user_datasets import UserDatasets
@@ -23,11 +24,29 @@ class Services:
     accelerator: str  # one line: devices and backend
     datasets: UserDatasets  # the students' own datasets (uploads, webcam captures); jobs.catalog reads them too
     storage_note: str = ""
+    admission: Admission = field(default_factory=Admission)  # new identities per address
+
+    def admit(self, owner: str, request: gr.Request | None) -> None:
+        """Refuse costly work (training, a new dataset) to a flood of made-up identities: gr.Error."""
+        try:
+            self.admission.admit(address_of(request), owner)
+        except AdmissionError as e:
+            raise gr.Error(str(e)) from None
 
 
-def browser_state() -> gr.BrowserState:
-    """{'client': id, 'job': last job id}, kept in the browser's localStorage across reloads."""
-    return gr.BrowserState({"client": "", "job": ""}, storage_key="vision-lab-session")
+def address_of(request: gr.Request | None) -> str:
+    """The network address a request came from (behind a share tunnel or a proxy: the same for all)."""
+    client = getattr(request, "client", None)
+    return str(getattr(client, "host", "") or "unknown")
+
+
+def browser_state(secret: str | None = None) -> gr.BrowserState:
+    """{'client': id, 'job': last job id}, kept in the browser's localStorage across reloads.
+
+    `secret` (lab.storage.persistent_secret) must stay the same across restarts of the app, or
+    every browser's stored id becomes unreadable and students lose sight of their work.
+    """
+    return gr.BrowserState({"client": "", "job": ""}, storage_key="vision-lab-session", secret=secret)
 
 
 def ensure_client(session: dict | None) -> dict:

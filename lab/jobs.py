@@ -1,8 +1,10 @@
 """JobManager: the single owner of the accelerator.
 
 One worker thread trains one job at a time; jobs queue first-come-first-served with at most
-one queued or running job per student, so nobody can hog the class's accelerator. Watchers
-read snapshots without taking the training thread's time.
+one queued or running job per student and at most `max_queue` waiting for the whole class, so
+nobody can hog the class's accelerator. Watchers read snapshots without taking the training
+thread's time. Every request a student makes passes its `owner`: another student's job gets
+exactly the answer a missing one gets.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from lab.training import DIVERGED, TrainingError, TrainingLog
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
+MAX_QUEUE = 100  # jobs waiting at once for the whole class (a lecture hall); the teacher can raise it
 
 
 class JobError(ValueError):
@@ -52,9 +55,10 @@ class JobManager:
         train: the training function (lab.training.fit); tests pass a fake.
         catalog: where datasets are looked up by name (lab.user_datasets.Catalog: the built-in
             ones and the students' own); by default only the built-in ones.
+        max_queue: jobs that may wait at once (the class's queue); more are refused.
     """
 
-    def __init__(self, runs, runtime, train=None, keep_finished: int = 500, catalog=None):
+    def __init__(self, runs, runtime, train=None, keep_finished: int = 500, catalog=None, max_queue: int = MAX_QUEUE):
         from lab.user_datasets import Catalog
 
         self.runs = runs
@@ -65,6 +69,7 @@ class JobManager:
         self._queue: deque[str] = deque()
         self._cv = threading.Condition()
         self._keep = keep_finished
+        self.max_queue = max_queue
         self._worker = threading.Thread(target=self._work, name="vision-lab-trainer", daemon=True)
         self._worker.start()
 
@@ -79,7 +84,9 @@ class JobManager:
         with self._cv:
             for job in self._jobs.values():
                 if job.owner == owner and job.state in ACTIVE:
-                    raise JobError(f"you already have a job {job.state} ({job.job_id}); stop it or wait for it to finish")
+                    raise JobError(f"you already have a job {job.state}: stop it or wait for it to finish")
+            if len(self._queue) >= self.max_queue:
+                raise JobError(f"the class's queue is full ({self.max_queue} jobs waiting): try again in a minute")
             job = Job(secrets.token_urlsafe(9), owner, hparams)
             self._jobs[job.job_id] = job
             self._queue.append(job.job_id)
@@ -87,10 +94,10 @@ class JobManager:
             self._cv.notify_all()
         return job
 
-    def stop(self, job_id: str) -> Job:
+    def stop(self, job_id: str, owner: str | None = None) -> Job:
         """Stop a job: a queued one leaves the queue, a running one stops after its current step."""
         with self._cv:
-            job = self.get(job_id)
+            job = self.get(job_id, owner)
             if job.state == "queued":
                 self._queue.remove(job_id)
                 job.state, job.message, job.finished = "stopped", "stopped before it started", time.time()
@@ -99,10 +106,14 @@ class JobManager:
                 job.message = "stopping…"
         return job
 
-    def get(self, job_id: str) -> Job:
+    def get(self, job_id: str, owner: str | None = None) -> Job:
+        """The job; with `owner`, only when it is theirs (else the same JobError as a missing one).
+
+        `owner=None` is for trusted callers (the worker, scripts, tests)."""
         job = self._jobs.get(job_id) if isinstance(job_id, str) else None
-        if job is None:
-            raise JobError(f"no job called {job_id!r} (jobs are forgotten when the app restarts; runs are kept)")
+        if job is None or (owner is not None and job.owner != owner):
+            shown = job_id if isinstance(job_id, str) and len(job_id) <= 64 else "(that id)"
+            raise JobError(f"no job of yours called {shown!r} (jobs are forgotten when the app restarts; runs are kept)")
         return job
 
     def latest_for(self, owner: str) -> Job | None:
@@ -115,9 +126,9 @@ class JobManager:
         with self._cv:
             return self._queue.index(job_id) + 1 if job_id in self._queue else 0
 
-    def snapshot(self, job_id: str) -> dict:
+    def snapshot(self, job_id: str, owner: str | None = None) -> dict:
         """A copy of the job's state and metrics that the caller may keep and render."""
-        job = self.get(job_id)
+        job = self.get(job_id, owner)
         return {
             "job_id": job.job_id,
             "state": job.state,
@@ -185,6 +196,7 @@ class JobManager:
         job.run_id = self.runs.save(
             owner=job.owner, hparams=job.hparams, metrics=job.log.snapshot(), model=result.model,
             class_names=result.class_names, look=data.look, state=state,
+            dataset_title=self.catalog.title(job.hparams.dataset, job.owner),
         )
         if result.diverged:
             job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as run {job.run_id}."

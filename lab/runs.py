@@ -2,12 +2,17 @@
 
 runs/<run_id>/ holds hparams.json, meta.json (owner, state, classes, how inputs look),
 metrics.csv and model.keras. Loading is cached, with a compiled predict function.
+
+Privacy: run ids are unguessable, and every lookup a student's request makes passes its
+`owner`: another student's run gets exactly the answer a missing one gets (RunNotFound).
+`owner=None` is for trusted callers only (scripts, tests, the teacher).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import threading
@@ -21,11 +26,29 @@ import pandas as pd
 
 from lab.hparams import HParams, validate
 from lab.images import ImageLook
+from lab.storage import TMP_PREFIX, sweep_temporary
+
+
+# Ids are made here (a sortable time, then 64 random bits); anything longer is refused before the
+# disk is touched, so a hostile id can neither reach the file system nor echo its paths back.
+MAX_RUN_ID = 64
+_RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
 
 
 class RunNotFound(KeyError):
     def __str__(self):
         return self.args[0] if self.args else "run not found"
+
+
+def new_run_id() -> str:
+    """A run id: when it was made (sortable, readable) and 64 random bits (unguessable)."""
+    return time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(8)
+
+
+def not_found(run_id) -> RunNotFound:
+    """The one answer for a run that is missing, malformed or someone else's."""
+    shown = run_id if isinstance(run_id, str) and len(run_id) <= MAX_RUN_ID else "(that id)"
+    return RunNotFound(f"no run called {shown!r} of yours (train one in the Train tab)")
 
 
 @dataclass(frozen=True)
@@ -38,12 +61,14 @@ class RunInfo:
     class_names: tuple[str, ...]
     look: ImageLook
     val_accuracy: float | None
+    dataset_title: str = ""  # how the student named their own dataset ("my webcam"); "" for built-ins
 
     def title(self) -> str:
-        acc = f"{self.val_accuracy:.1%}" if self.val_accuracy is not None else "n/a"
+        acc = f"val acc {self.val_accuracy:.1%}" if self.val_accuracy is not None else "stopped before it was measured"
         when = time.strftime("%H:%M:%S", time.localtime(self.created))
-        dataset = self.hparams.dataset.split("@")[0]  # a student's own dataset: its name, not its private id
-        return f"{when} · {self.hparams.model} on {dataset} · val acc {acc} · {self.state}"
+        # a student's own dataset: the name they gave it, never its private id
+        dataset = self.dataset_title or self.hparams.dataset.split("@")[0]
+        return f"{when} · {self.hparams.model} on {dataset} · {acc} · {self.state}"
 
 
 @dataclass
@@ -67,14 +92,16 @@ class RunStore:
     def __init__(self, root: str | os.PathLike, cache_size: int = 8):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        sweep_temporary(self.root)
         self._lock = threading.Lock()
         self._cache: OrderedDict[str, LoadedRun] = OrderedDict()
         self._cache_size = cache_size
 
-    def save(self, *, owner: str, hparams: HParams, metrics: list[dict], model, class_names, look: ImageLook, state: str) -> str:
+    def save(self, *, owner: str, hparams: HParams, metrics: list[dict], model, class_names, look: ImageLook, state: str,
+             dataset_title: str = "") -> str:
         """Write a run atomically (a temporary folder renamed into place); return its id."""
-        run_id = time.strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
-        tmp = self.root / f".tmp-{run_id}"
+        run_id = new_run_id()
+        tmp = self.root / f"{TMP_PREFIX}{run_id}"
         tmp.mkdir(parents=True)
         df = pd.DataFrame(metrics)
         val = df["val_accuracy"].dropna() if "val_accuracy" in df else pd.Series(dtype=float)
@@ -86,6 +113,7 @@ class RunStore:
             "class_names": list(class_names),
             "look": asdict(look),
             "val_accuracy": float(val.iloc[-1]) if len(val) else None,
+            "dataset_title": dataset_title,
         }
         (tmp / "hparams.json").write_text(json.dumps(hparams.to_dict(), indent=2))
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
@@ -100,7 +128,7 @@ class RunStore:
         return RunInfo(
             run_id=meta["run_id"], owner=meta["owner"], created=meta["created"], state=meta["state"],
             hparams=hp, class_names=tuple(meta["class_names"]), look=ImageLook(**meta["look"]),
-            val_accuracy=meta.get("val_accuracy"),
+            val_accuracy=meta.get("val_accuracy"), dataset_title=str(meta.get("dataset_title") or ""),
         )
 
     def list(self, owner: str | None = None) -> list[RunInfo]:
@@ -117,29 +145,41 @@ class RunStore:
                 infos.append(info)
         return sorted(infos, key=lambda i: i.created, reverse=True)
 
-    def info(self, run_id: str) -> RunInfo:
+    def info(self, run_id: str, owner: str | None = None) -> RunInfo:
+        """The run's info; with `owner`, only when it is theirs (else RunNotFound, as for a missing one)."""
         folder = self._folder(run_id)
-        return self._info(folder)
+        try:
+            info = self._info(folder)
+        except (OSError, ValueError, KeyError, TypeError):
+            raise not_found(run_id) from None
+        if owner is not None and info.owner != owner:
+            raise not_found(run_id)
+        return info
 
-    def metrics(self, run_id: str) -> pd.DataFrame:
+    def metrics(self, run_id: str, owner: str | None = None) -> pd.DataFrame:
+        self.info(run_id, owner)
         return pd.read_csv(self._folder(run_id) / "metrics.csv")
 
     def latest(self, owner: str | None = None) -> RunInfo | None:
         runs = self.list(owner)
         return runs[0] if runs else None
 
-    def load(self, run_id: str) -> LoadedRun:
-        """The run's model, loaded once and kept in a small LRU cache."""
+    def load(self, run_id: str, owner: str | None = None) -> LoadedRun:
+        """The run's model, loaded once and kept in a small LRU cache; with `owner`, only theirs."""
         with self._lock:
-            if run_id in self._cache:
+            cached = self._cache.get(run_id) if isinstance(run_id, str) else None
+            if cached is not None:
+                if owner is not None and cached.info.owner != owner:
+                    raise not_found(run_id)
                 self._cache.move_to_end(run_id)
-                return self._cache[run_id]
+                return cached
+        info = self.info(run_id, owner)
         import keras
 
         import models  # noqa: F401  (registers the custom layers saved runs may hold, e.g. tiny_vit's)
 
         folder = self._folder(run_id)
-        loaded = LoadedRun(self._info(folder), keras.saving.load_model(folder / "model.keras", compile=False))
+        loaded = LoadedRun(info, keras.saving.load_model(folder / "model.keras", compile=False))
         # Build the compiled predict function now, so a student's first prediction is fast too.
         loaded.predict(np.zeros((1, *loaded.info.look.shape()), np.float32))
         with self._lock:
@@ -148,16 +188,19 @@ class RunStore:
                 self._cache.popitem(last=False)
         return loaded
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, owner: str | None = None) -> None:
+        """Remove a run (with `owner`, only one of theirs)."""
+        self.info(run_id, owner)
         shutil.rmtree(self._folder(run_id))
         with self._lock:
             self._cache.pop(run_id, None)
 
     def _folder(self, run_id: str) -> Path:
-        # run ids come from browsers and API callers: never let one name a path outside root
-        if not isinstance(run_id, str) or not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
-            raise RunNotFound(f"no run called {run_id!r}")
+        # run ids come from browsers and API callers: only the form ids are made in names a folder
+        # (no path separators, no dots, no over-long names that would echo the runs path in an error)
+        if not isinstance(run_id, str) or not _RUN_ID.match(run_id):
+            raise not_found(run_id)
         folder = self.root / run_id
         if not (folder / "model.keras").exists():
-            raise RunNotFound(f"no run called {run_id!r}")
+            raise not_found(run_id)
         return folder

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import secrets
+import shutil
 from pathlib import Path
 
 SPACE_DATA = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
@@ -24,3 +26,46 @@ def choose_runs_dir(explicit: str | None, environ=os.environ, data_dir: Path = S
         return Path("runs"), ("Runs are saved on this Space's local disk and will be lost when it restarts "
                               "(add persistent storage to keep them).")
     return Path("runs"), ""
+
+
+TMP_PREFIX = ".tmp-"  # a folder being written: renamed into place when complete
+
+
+def sweep_temporary(root: Path) -> int:
+    """Remove half-written folders (`.tmp-*`) that a killed save left behind; returns how many.
+
+    Call at start-up, before any save can be in flight: saves write into a `.tmp-` folder and
+    rename it into place, so anything still called that is garbage.
+    """
+    n = 0
+    for folder in Path(root).glob(TMP_PREFIX + "*"):
+        shutil.rmtree(folder, ignore_errors=True)
+        n += 1
+    return n
+
+
+SECRET_FILE = ".browser-state-key"
+
+
+def persistent_secret(folder: Path) -> str:
+    """A random key made once and kept in `folder` (read back on every later start).
+
+    The page's gr.BrowserState is encrypted with it, so a restarted app can still read the
+    client id each browser kept: students find their runs again after a restart. Gradio sends
+    this key to every browser, so it gives persistence, not secrecy: the client id itself (random,
+    never displayed) is a student's identity.
+    """
+    path = Path(folder) / SECRET_FILE
+    try:
+        key = path.read_text().strip()
+        if len(key) >= 32:
+            return key
+    except OSError:
+        pass
+    key = secrets.token_urlsafe(32)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".new")
+    tmp.write_text(key)
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)  # never a half-written key
+    return key

@@ -58,6 +58,9 @@ class FakeCatalog:
     def check(self, name, owner):
         pass
 
+    def title(self, name, owner=None):
+        return name
+
 
 def manager(train, runs=None):
     jm = JobManager(runs or FakeRuns(), FakeRuntime, train=train, catalog=FakeCatalog())
@@ -150,3 +153,38 @@ def test_unknown_job_ids_are_refused_plainly():
     for bad in ("nope", "", None, 42):
         with pytest.raises(JobError, match="no job"):
             jm.get(bad)
+
+
+def test_jobs_of_another_student_are_refused_like_missing_ones():
+    train = fake_train(rows=1000, delay=0.05)
+    jm = manager(train)
+    job = jm.submit("alice", validate({}))
+    assert train.started.wait(5)
+    for call in (lambda: jm.snapshot(job.job_id, "bob"), lambda: jm.stop(job.job_id, "bob"),
+                 lambda: jm.get(job.job_id, "bob")):
+        with pytest.raises(JobError) as theirs:
+            call()
+        with pytest.raises(JobError) as missing:
+            jm.snapshot("no-such-job", "bob")
+        assert str(theirs.value).replace(job.job_id, "ID") == str(missing.value).replace("no-such-job", "ID")
+    assert jm.get(job.job_id).state == "running", "bob's stop must not stop alice's job"
+    assert jm.snapshot(job.job_id, "alice")["job_id"] == job.job_id
+    jm.stop(job.job_id, "alice")
+    assert jm.wait(job.job_id, 5).state == "stopped"
+
+
+def test_the_class_queue_has_a_maximum():
+    train = fake_train(rows=1000, delay=0.05)
+    jm = manager(train)
+    jm.max_queue = 2
+    first = jm.submit("s0", validate({}))
+    assert train.started.wait(5), "the worker took the first job"
+    jm.submit("s1", validate({}))
+    second = jm.submit("s2", validate({}))
+    with pytest.raises(JobError, match="queue is full"):
+        jm.submit("s3", validate({}))
+    assert jm.position(second.job_id) == 2
+    jm.stop(second.job_id)
+    jm.submit("s3", validate({}))  # a place came free
+    jm.stop(first.job_id)
+
