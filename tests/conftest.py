@@ -27,15 +27,15 @@ def free_port() -> int:
 class LaunchedApp:
     """`python lab_app.py` in a subprocess, as a teacher would start it."""
 
-    def __init__(self, runs_dir: Path, extra_env: dict | None = None):
-        self.port = free_port()
+    def __init__(self, runs_dir: Path, extra_env: dict | None = None, port: int | None = None, args=()):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.runs_dir = runs_dir
         self.log_path = runs_dir.parent / f"app-{self.port}.log"
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "GRADIO_ANALYTICS_ENABLED": "False", **(extra_env or {})}
-        self._log = open(self.log_path, "w")
+        self._log = open(self.log_path, "a")  # a restarted app on the same port appends
         self.proc = subprocess.Popen(
-            [sys.executable, "lab_app.py", "--port", str(self.port), "--runs-dir", str(runs_dir)],
+            [sys.executable, "lab_app.py", "--port", str(self.port), "--runs-dir", str(runs_dir), *args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
         )
 
