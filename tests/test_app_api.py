@@ -128,8 +128,9 @@ def test_one_active_job_per_caller(app):
     client = Client(app.url, verbose=False)
     first = client.predict({"epochs": 200}, api_name="/train")
     try:
-        with pytest.raises(AppError, match="already have a job"):
+        with pytest.raises(AppError, match="already have a job") as refused:
             client.predict({"epochs": 1}, api_name="/train")
+        assert first["job_id"] not in str(refused.value), "no internal ids in messages for students"
     finally:
         client.predict(first["job_id"], api_name="/stop")
         wait_for(client, first["job_id"])

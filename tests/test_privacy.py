@@ -119,3 +119,13 @@ def test_a_dataset_title_is_the_name_the_student_gave(tmp_path):
     assert catalog.title("digits", "alice") == "digits"
     meta = json.loads(next(tmp_path.glob("*/meta.json")).read_text())
     assert meta["name"] == "my webcam"
+
+
+def test_run_titles_name_the_students_dataset_and_say_when_a_run_was_never_measured(tmp_path):
+    store = RunStore(tmp_path)
+    run_id = store.save(owner="alice", hparams=HParams(dataset="my-webcam@0123456789"), state="stopped",
+                        metrics=[{"step": 3, "epoch": 0.3, "loss": 1.0}], model=TinyModel(), class_names=("a", "b"),
+                        look=ImageLook(8, 8, 1), dataset_title="my webcam")
+    title = store.info(run_id, "alice").title()
+    assert " on my webcam " in title and "0123456789" not in title, title
+    assert "stopped before it was measured" in title and "n/a" not in title, title
