@@ -91,8 +91,8 @@ def main(argv=None) -> int:
     data = datasets.load(hp.dataset)
     train_idx, val_idx = datasets.split(data, hp.validation_split, hp.seed)
     global_batch = hp.batch_size * runtime.replicas
-    steps = len(train_idx) // global_batch
-    images_per_epoch = {"lab": steps * global_batch}  # drop_remainder=True in make_train_pipeline
+    steps = training.steps_per_epoch(len(train_idx), global_batch)
+    images_per_epoch = {"lab": steps * global_batch}  # make_train_pipeline tops up the last batch
 
     class FitTimer(keras.callbacks.Callback):
         """Epoch-end timestamps and time spent in validation; no *_batch_end override."""

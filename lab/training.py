@@ -55,6 +55,15 @@ class TrainingLog:
 class MetricsCallback(keras.callbacks.Callback):
     """Appends {step, epoch, loss, accuracy[, val_*]} rows; honours Stop; catches divergence.
 
+    A row's loss and accuracy are the mean over the training steps since the previous row (the
+    first row of an epoch: since the epoch began), not Keras' running mean over the epoch so far,
+    which restarts each epoch and so draws a sawtooth that students read as sudden progress.
+    They are derived from the running means: with m_j after j steps and m_k after k steps of the
+    same epoch, the k - j steps between averaged (m_k * k - m_j * j) / (k - j). Every step has the
+    same batch size (make_train_pipeline tops up the last batch), so a running mean over the epoch
+    is a plain mean over its steps. With steps_per_execution > 1 the callback runs every few steps;
+    `batch` still counts steps, so the formula holds.
+
     Args:
         log: where rows, progress and the stop flag live.
         steps_per_epoch: optimizer steps in one epoch.
@@ -87,6 +96,7 @@ class MetricsCallback(keras.callbacks.Callback):
         self._epoch = epoch
         self._next = self.every
         self._last = 0
+        self._prev = (0, {})  # (step in epoch, Keras' running means there) of the epoch's last row
         # Speed is measured from here; in a fit's first epoch from its first step (after compilation).
         self._mark = None if self._first_epoch else (time.perf_counter(), 0)
         self._first_epoch = False
@@ -94,7 +104,8 @@ class MetricsCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if self.log.stop.is_set():
             self.model.stop_training = True
-        step_in_epoch = self._last = batch + 1
+        # batch is the execution's last step, counted past the epoch's end by a short last execution
+        step_in_epoch = self._last = min(batch + 1, self.steps_per_epoch)
         if self._mark is None:
             self._mark = (time.perf_counter(), step_in_epoch)
         # The epoch's last point is written by on_epoch_end, with the validation values.
@@ -128,7 +139,17 @@ class MetricsCallback(keras.callbacks.Callback):
         step = self._epoch * self.steps_per_epoch + step_in_epoch
         row = {"step": step, "epoch": round(self._epoch + step_in_epoch / self.steps_per_epoch, 4)}
         keys = ("loss", "accuracy") + (("val_loss", "val_accuracy") if val else ())
-        for k in keys:
+        prev_step, prev_means = self._prev
+        means = {k: float(logs[k]) for k in ("loss", "accuracy") if k in logs}
+        for k, m in means.items():
+            if k in prev_means and step_in_epoch > prev_step:
+                # the steps since the previous row, from the two running means (see the class docstring)
+                m = (m * step_in_epoch - prev_means[k] * prev_step) / (step_in_epoch - prev_step)
+                if math.isfinite(m):  # float32 rounding must not draw a loss below 0 or an accuracy above 1
+                    m = max(0.0, m) if k == "loss" else min(1.0, max(0.0, m))
+            row[k] = m
+        self._prev = (step_in_epoch, means)
+        for k in keys[2:]:
             if k in logs:
                 row[k] = float(logs[k])
         if not all(math.isfinite(row.get(k, 0.0)) for k in keys):
@@ -155,14 +176,20 @@ def steps_per_execution(steps_per_epoch: int, device_kind: str) -> int:
     return max(1, steps_per_epoch // (2 * RECORDS_PER_EPOCH))
 
 
-def make_train_pipeline(x, y, global_batch, seed, augmenter: augment.Augmenter | None = None) -> tf.data.Dataset:
-    """Shuffled, augmented, fixed-shape batches (drop_remainder: XLA and TPUs want static shapes).
+def steps_per_epoch(n: int, global_batch: int) -> int:
+    """Optimizer steps in one epoch of `n` training images: every image once, the last batch topped up."""
+    return -(-n // global_batch)
 
+
+def make_train_pipeline(x, y, global_batch, seed, augmenter: augment.Augmenter | None = None) -> tf.data.Dataset:
+    """Shuffled, augmented, fixed-shape batches (XLA and TPUs want static shapes), every image each epoch.
+
+    An epoch is steps_per_epoch(len(x), global_batch) full batches (see _whole_epoch_batches).
     Augmentation (augment.build) runs here, on whole batches in parallel maps, never in the
     model; with MixUp or CutMix on, the labels come out one-hot and mixed.
     """
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.batch(global_batch, drop_remainder=True).map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
+    ds = _whole_epoch_batches(x, y, global_batch, seed)
+    ds = ds.map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
     if augmenter is not None:
         ds = augmenter.apply(ds)
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -176,6 +203,33 @@ def make_eval_pipeline(x, y, global_batch) -> tf.data.Dataset:
     """
     ds = tf.data.Dataset.from_tensor_slices(_padded(x, y, global_batch)).batch(global_batch, drop_remainder=True)
     return ds.map(lambda a, b, c: (_to_model_range(a, b)[0], b, c)).cache().prefetch(tf.data.AUTOTUNE)
+
+
+def _whole_epoch_batches(x, y, global_batch, seed) -> tf.data.Dataset:
+    """(x, y) in full batches of `global_batch`, reshuffled each epoch; every row at least once an epoch.
+
+    The epoch is one random order of all n rows followed by the first few rows of that same order,
+    just enough to fill the last batch: ceil(n / global_batch) batches, the last one holding the
+    order's final rows plus some of its first (all different rows, since global_batch <= n). Those
+    top-up images are real and count fully, unlike zero-weight padding: batch norm's statistics,
+    MixUp and CutMix partners and the loss's per-batch mean all see only real training images, and
+    every step has the same batch size (so the running means Keras logs are plain means over steps).
+    For a batch larger than the data (fit() lowers it first) rows repeat to fill it.
+    """
+    n = len(x)
+    if n == 0:
+        raise ValueError("no training images")
+    steps = steps_per_epoch(n, global_batch)
+    extra = steps * global_batch - n
+    order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(n)
+    if extra:
+        # tf.tile covers extra > n as well (a batch larger than the data)
+        order = order.map(lambda p: tf.concat([p, tf.tile(p, [extra // n + 1])[:extra]], 0))
+    xs, ys = tf.constant(x), tf.constant(y)
+    ds = order.unbatch().batch(global_batch, drop_remainder=True)
+    ds = ds.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE)
+    # Keras reads the cardinality: it knows the epoch's length without running out of data
+    return ds.apply(tf.data.experimental.assert_cardinality(steps))
 
 
 def _padded(x, y, global_batch):
@@ -250,7 +304,7 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
         global_batch = per_device * runtime.replicas
         log.progress["note"] = (f"batch size lowered from {hp.batch_size} to {per_device}: there are only "
                                 f"{len(train_idx)} training images")
-    steps = len(train_idx) // global_batch
+    steps = steps_per_epoch(len(train_idx), global_batch)  # the last batch is topped up: every image trains
     log.progress.update(phase="building the model", replicas=runtime.replicas)
     model = build_model(hp, data, runtime, steps)
     split = (train_idx, val_idx)
@@ -322,10 +376,10 @@ def _fine_tune(hp, runtime, log, data, model, split, global_batch, steps) -> Non
 def make_feature_pipelines(f_train, y_train, f_val, y_val, global_batch, seed) -> tuple[tf.data.Dataset, tf.data.Dataset]:
     """(train, validation) pipelines over precomputed feature vectors, batched like the image pipelines.
 
-    Training batches are reshuffled each epoch with fixed shapes; validation sees every vector
+    Training batches are reshuffled each epoch with fixed shapes, every vector at least once, in the
+    same order as make_train_pipeline's images (_whole_epoch_batches); validation sees every vector
     once, its last batch padded with zero-weight copies (as make_eval_pipeline does).
     """
-    train = tf.data.Dataset.from_tensor_slices((f_train, y_train)).shuffle(len(f_train), seed=seed, reshuffle_each_iteration=True)
-    train = train.batch(global_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
+    train = _whole_epoch_batches(f_train, y_train, global_batch, seed).prefetch(tf.data.AUTOTUNE)
     val = tf.data.Dataset.from_tensor_slices(_padded(f_val, y_val, global_batch)).batch(global_batch, drop_remainder=True)
     return train, val.cache().prefetch(tf.data.AUTOTUNE)

@@ -77,7 +77,7 @@ def main() -> None:
     hp = validate(epochs=args.epochs)  # defaults: mlp, adam 3e-3, batch 32 per device
     train_idx, val_idx = datasets.split(data, hp.validation_split, hp.seed)
     global_batch = hp.batch_size * rt.replicas
-    steps = len(train_idx) // global_batch
+    steps = training.steps_per_epoch(len(train_idx), global_batch)
     every = max(1, steps // training.RECORDS_PER_EPOCH)
     log = training.TrainingLog()
     t = time.perf_counter()
@@ -151,7 +151,7 @@ def main() -> None:
             "rows": len(rows2),
             "last_epoch": rows2[-1]["epoch"] if rows2 else None,
             "last_step": rows2[-1]["step"] if rows2 else None,
-            "steps_per_epoch": len(datasets.split(data, hp2.validation_split, hp2.seed)[0]) // (hp2.batch_size * rt.replicas),
+            "steps_per_epoch": training.steps_per_epoch(len(datasets.split(data, hp2.validation_split, hp2.seed)[0]), hp2.batch_size * rt.replicas),
             **seen,
         }
 
@@ -159,7 +159,7 @@ def main() -> None:
     if not args.skip_diverge:
         hp3 = validate(optimizer="sgd", learning_rate=DIVERGE_LR, epochs=4, seed=3)
         tr3, va3 = datasets.split(data, hp3.validation_split, hp3.seed)
-        steps3 = len(tr3) // (hp3.batch_size * rt.replicas)
+        steps3 = training.steps_per_epoch(len(tr3), hp3.batch_size * rt.replicas)
         boundary = int(steps3 * DIVERGE_AFTER_EPOCHS)
         original = training.OPTIMIZERS["sgd"]
         training.OPTIMIZERS["sgd"] = _diverging_sgd(boundary)
@@ -197,7 +197,7 @@ def main() -> None:
     if not args.skip_accel:
         accel = dataclasses.replace(rt, device_kind="TPU v5 lite (faked)")
         hp4 = validate(epochs=2, batch_size=8, seed=5)
-        steps4 = len(datasets.split(data, hp4.validation_split, hp4.seed)[0]) // (hp4.batch_size * rt.replicas)
+        steps4 = training.steps_per_epoch(len(datasets.split(data, hp4.validation_split, hp4.seed)[0]), hp4.batch_size * rt.replicas)
         log4 = training.TrainingLog()
         t = time.perf_counter()
         fit4 = training.fit(hp4, accel, log4)

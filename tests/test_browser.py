@@ -250,6 +250,31 @@ def test_reload_reattaches_to_the_run(page):
     sync_api.expect(page.locator("#epochs-slider input[type=number]")).to_have_value("60")
 
 
+def test_a_link_wins_over_the_last_run_and_the_share_link_survives_reload(page):
+    train_default_run(page)
+    share = page.locator("#share-link")
+    sync_api.expect(share).to_contain_text("Link to these settings")
+    # a returning student opens a shared link: its settings fill the controls, and the status says so
+    page.goto("/?model=small_cnn&epochs=7")
+    page.get_by_text(re.compile(r"^small_cnn: ")).wait_for()
+    wait_idle(page)
+    sync_api.expect(page.locator("#model-dropdown input")).to_have_value("small_cnn")
+    sync_api.expect(page.locator("#epochs-slider input[type=number]")).to_have_value("7")
+    line = status(page)
+    assert "Settings loaded from the link" in line and "replaced" in line, line
+    assert "Done" in line, line  # the last run is still shown, under the link's note
+    sync_api.expect(share).to_contain_text("last run's settings")
+    shot(page, "test_a_link_wins_over_the_last_run_and_the_share_link_survives_reload-link")
+
+    page.goto("/")  # reload without the query: the last run's settings and its share link come back
+    wait_loaded(page)
+    sync_api.expect(page.locator("#model-dropdown input")).to_have_value("mlp")
+    sync_api.expect(share).to_contain_text("Link to these settings")
+    href = share.locator("a").get_attribute("href")
+    assert "model=mlp" in href, href
+    assert "link" not in status(page), status(page)
+
+
 def test_a_shared_link_fills_in_the_settings(page):
     page.goto("/?model=small_cnn&epochs=7&batch_size=64")
     page.get_by_text(re.compile(r"^small_cnn: ")).wait_for()

@@ -142,5 +142,5 @@ def test_single_device_tensorflow_for_comparison():
     assert one["val_accuracy"] > 0.85
     assert one["loaded_accuracy"] == pytest.approx(one["val_accuracy"], abs=1e-6)
     two = run_job("tensorflow")
-    # twice the global batch: half the optimizer steps for the same epochs
-    assert two["steps_per_epoch"] == one["steps_per_epoch"] // 2
+    # twice the global batch: half the optimizer steps for the same epochs (rounded up: every image trains)
+    assert two["steps_per_epoch"] == -(-one["steps_per_epoch"] // 2)

@@ -5,6 +5,7 @@ import threading
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from lab import datasets, images, training
 from lab.hparams import validate
@@ -19,8 +20,8 @@ def bare_fit_val_accuracy(hp) -> float:
     keras.utils.set_random_seed(hp.seed)
     model = MODELS[hp.model].build(data.look.shape(), data.num_classes)
     model.compile(keras.optimizers.Adam(hp.learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
-    n = len(tr) // hp.batch_size * hp.batch_size  # the lab drops the ragged last batch
-    hist = model.fit(x[tr][:n], data.y[tr][:n], batch_size=hp.batch_size, epochs=hp.epochs,
+    # every training image each epoch (Keras' last batch is smaller; the lab's is topped up)
+    hist = model.fit(x[tr], data.y[tr], batch_size=hp.batch_size, epochs=hp.epochs,
                      validation_data=(x[va], data.y[va]), verbose=0)
     return hist.history["val_accuracy"][-1]
 
@@ -148,3 +149,150 @@ def test_a_batch_larger_than_a_small_dataset_is_lowered_with_a_note(runtime):
     assert "lowered from 64 to 20" in log.progress["note"]  # 24 images, 2 per class held out
     assert [r["step"] for r in log.rows if "val_accuracy" in r] == [1, 2, 3]  # one full-batch step an epoch
     assert not result.stopped and all(np.isfinite(r["loss"]) for r in log.rows)
+
+
+# -- every training image, every epoch (issue 8, item 2) -----------------------------------------
+def indexed_images(n: int) -> np.ndarray:
+    """n one-pixel images whose pixel value is their index (so a batch says which images it holds)."""
+    return np.arange(n, dtype=np.uint8).reshape(n, 1, 1, 1)
+
+
+def epoch_indices(ds) -> list[np.ndarray]:
+    return [np.rint(b[0].numpy().reshape(len(b[0]), -1)[:, 0] * 255).astype(int) for b in ds]
+
+
+def test_one_epoch_of_the_train_pipeline_holds_every_image_in_full_batches():
+    x = indexed_images(48)
+    ds = training.make_train_pipeline(x, np.arange(48), 32, seed=0)
+    assert int(ds.cardinality()) == training.steps_per_epoch(48, 32) == 2
+    orders = []
+    for _ in range(3):  # each epoch: every image, batches of 32, labels still with their images
+        batches = list(ds)
+        assert [tuple(b[0].shape) for b in batches] == [(32, 1, 1, 1)] * 2
+        idx = epoch_indices(batches)
+        assert all(np.array_equal(i, b[1].numpy()) for i, b in zip(idx, batches))
+        assert set(np.concatenate(idx)) == set(range(48))
+        assert len(set(idx[-1])) == 32  # the top-up does not repeat an image within its batch
+        orders.append(np.concatenate(idx))
+    assert not np.array_equal(orders[0], orders[1])  # reshuffled each epoch
+
+
+def test_the_feature_pipeline_holds_every_vector_in_the_image_pipelines_order():
+    feats = np.arange(48, dtype=np.float32)[:, None] * np.ones((1, 3), np.float32)
+    train, _ = training.make_feature_pipelines(feats, np.arange(48), feats[:5], np.arange(5), 32, seed=4)
+    images = training.make_train_pipeline(indexed_images(48), np.arange(48), 32, seed=4)
+    assert int(train.cardinality()) == 2
+    got = [b[0].numpy()[:, 0].astype(int) for b in train]
+    assert [len(b) for b in got] == [32, 32] and set(np.concatenate(got)) == set(range(48))
+    # the cached-features head sees the same batches as training through the backbone would
+    assert all(np.array_equal(a, b) for a, b in zip(got, epoch_indices(images)))
+
+
+def test_mixup_on_a_topped_up_batch_mixes_only_real_images():
+    from lab import augment
+
+    data = datasets.load("digits")
+    hp = validate(augment_mixup=0.4)
+    aug = augment.build(hp, data.look, data.num_classes)
+    ds = training.make_train_pipeline(data.x[:40], data.y[:40], 32, seed=2, augmenter=aug)
+    batches = list(ds)
+    assert [tuple(b[1].shape) for b in batches] == [(32, 10)] * 2
+    for _, y in batches:  # soft labels of real images: rows sum to 1 (no zero-weight filler)
+        assert np.allclose(y.numpy().sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_fit_trains_every_image_each_epoch_48_images_at_batch_32_is_two_steps(runtime):
+    full = datasets.load("digits")
+    keep = np.concatenate([np.flatnonzero(full.y == c)[:30] for c in (0, 1)])
+    small = datasets.Dataset("small", full.x[keep], full.y[keep], ("0", "1"), full.look)
+    hp = validate(epochs=3, batch_size=32)
+    assert len(datasets.split(small, hp.validation_split, hp.seed)[0]) == 48
+    log = training.TrainingLog()
+    result = training.fit(hp, runtime, log, data=small)
+    assert log.progress["steps_per_epoch"] == 2
+    assert int(result.model.optimizer.iterations) == 3 * 2  # batches actually trained, not only counted
+    assert [r["step"] for r in log.rows if "val_accuracy" in r] == [2, 4, 6]
+
+
+# -- the training curve: the mean since the previous point, no sawtooth (issue 8, item 5) -----------
+class FakeModel:
+    stop_training = False
+
+    def get_weights(self):
+        return []
+
+
+def drive(callback, running_means: list[list[float]], calls_every: int = 1):
+    """Feed a MetricsCallback Keras-style running means (one list per epoch, one value per step)."""
+    callback.set_model(FakeModel())
+    callback.on_train_begin()
+    for epoch, means in enumerate(running_means):
+        callback.on_epoch_begin(epoch)
+        for end in range(calls_every - 1, len(means) + calls_every - 1, calls_every):
+            m = means[min(end, len(means) - 1)]  # a short last execution: Keras passes its nominal end step
+            callback.on_train_batch_end(end, {"loss": m, "accuracy": m / 100})
+        callback.on_epoch_end(epoch, {"loss": means[-1], "accuracy": means[-1] / 100, "val_loss": 1.0,
+                                      "val_accuracy": 0.5})
+
+
+def running(values):
+    return list(np.cumsum(values) / np.arange(1, len(values) + 1))
+
+
+@pytest.mark.parametrize("calls_every", [1, 3, 7])
+def test_callback_plots_the_mean_since_the_previous_point_from_keras_running_means(calls_every):
+    steps = 20
+    per_step = np.arange(2 * steps, dtype=float)  # step g's loss is g: a straight line, no epochs in it
+    log = training.TrainingLog()
+    drive(training.MetricsCallback(log, steps, 8), [running(per_step[:steps]), running(per_step[steps:])],
+          calls_every)
+    prev = 0
+    for row in log.rows:
+        expected = per_step[prev:row["step"]].mean()
+        assert row["loss"] == pytest.approx(expected) and row["accuracy"] == pytest.approx(expected / 100), row
+        prev = row["step"]
+    assert [r["step"] for r in log.rows if "val_loss" in r] == [steps, 2 * steps]
+    losses = [r["loss"] for r in log.rows]
+    assert losses == sorted(losses)  # rises steadily across the epoch boundary: no sawtooth
+
+
+def test_callback_interval_mean_never_leaves_the_metric_range():
+    log = training.TrainingLog()
+    # float32 running means of a loss that reaches ~0: rounding could draw it below zero
+    values = np.float32([1.0] * 10 + [1e-9] * 10)
+    means = list(np.float32(np.cumsum(values, dtype=np.float32) / np.arange(1, 21, dtype=np.float32)))
+    drive(training.MetricsCallback(log, 20, 8), [means])
+    assert all(r["loss"] >= 0 and 0 <= r["accuracy"] <= 1 for r in log.rows)
+
+
+def stepped_loss_run(steps_per_execution: int, steps: int = 10, epochs: int = 3, batch: int = 4):
+    """A real Keras fit whose loss at (global, 0-based) step g is exactly g: the optimizer's step count.
+
+    The loss ignores the prediction (its gradient is zero). The data is fed as the lab feeds it: a
+    dataset of known length, iterated anew each epoch, so Keras' running means restart every epoch.
+    """
+    ds = tf.data.Dataset.range(steps).map(lambda g: (tf.zeros((batch, 1)), tf.zeros((batch,))))
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+
+    def step_count(y, p):
+        g = keras.ops.cast(model.optimizer.iterations, "float32")  # read before this step's update
+        return g + 0.0 * keras.ops.reshape(y, (-1,)) + 0.0 * keras.ops.reshape(p, (-1,))
+
+    model.compile(optimizer="sgd", loss=step_count, steps_per_execution=steps_per_execution)
+    log = training.TrainingLog()
+    model.fit(ds, epochs=epochs, validation_data=ds.take(1), callbacks=[training.MetricsCallback(log, steps, batch)],
+              shuffle=False, verbose=0)
+    assert int(model.optimizer.iterations) == steps * epochs
+    return log.rows
+
+
+@pytest.mark.parametrize("spe", [1, 3])
+def test_a_real_fit_with_a_known_loss_per_step_plots_each_intervals_mean(spe):
+    rows = stepped_loss_run(spe)
+    assert [r["step"] for r in rows if "val_loss" in r] == [10, 20, 30]
+    prev = 0
+    for row in rows:
+        assert row["loss"] == pytest.approx((prev + row["step"] - 1) / 2), (row, prev)  # mean of steps prev..step-1
+        prev = row["step"]
+    losses = [r["loss"] for r in rows]
+    assert losses == sorted(losses), losses  # Keras' running means would fall back at 10 and 20
