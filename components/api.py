@@ -99,5 +99,5 @@ def register_api(services: Services) -> None:
 
     for fn in (train, job_status, stop):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
-    gr.api(predict, api_name="predict", concurrency_limit=None)
+    gr.api(predict, api_name="predict", concurrency_limit=2)  # each decodes a picture of up to 16 MP
     gr.api(add_dataset, api_name="add_dataset", concurrency_limit=2)  # decoding pictures is CPU work

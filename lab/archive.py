@@ -62,7 +62,7 @@ SKIPPED_UNSAVABLE = "files whose names cannot be saved"
 SKIPPED_LOOSE = "files outside a class folder"
 SKIPPED_NOT_IMAGE = "not images we can read"
 SKIPPED_BROKEN_IMAGE = "damaged or incomplete images"
-SKIPPED_HUGE_IMAGE = "images too large"
+SKIPPED_HUGE_IMAGE = "images too large (over 16 megapixels)"  # lab.images.MAX_PIXELS
 SKIPPED_BAD_IMAGE = "unusable images"
 
 NOT_A_ZIP = ("That file is not a zip archive we can open (it may be damaged, or another kind of "

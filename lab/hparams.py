@@ -143,6 +143,16 @@ class HParams:
 assert [f.name for f in fields(HParams)] == [f.name for f in FIELDS], "HParams and FIELDS must match"
 
 
+MAX_NAMED = 3  # unknown keys named in a refusal
+MAX_SHOWN = 40  # characters of a caller's text echoed back
+
+
+def _shown(text: Any) -> str:
+    """A caller's key or value as quoted in a message, cut short: the answer must stay small."""
+    text = str(text)
+    return repr(text) if len(text) <= MAX_SHOWN else repr(text[:MAX_SHOWN]) + f"… ({len(text):,} characters)"
+
+
 def _fmt(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
@@ -168,6 +178,10 @@ def _coerce(f: Field, value: Any) -> Any:
             value = float(value.strip())
         except ValueError:
             raise ValueError("must be a number") from None
+    if isinstance(value, int) and abs(value) > 2**53:  # beyond any range here; float() would overflow
+        digits = int(value.bit_length() * math.log10(2)) + 1  # str() refuses over 4,300 digits
+        within = f" between {_fmt(f.low)} and {_fmt(f.high)}" if f.low is not None else ""
+        raise ValueError(f"must be a number{within}, not one with about {digits:,} digits")
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError("must be a finite number")
     if f.kind is int:
@@ -183,10 +197,17 @@ def validate(raw: dict[str, Any] | None = None, **overrides: Any) -> HParams:
     Raises:
         HParamsError: listing every problem at once, each naming the field and the allowed range.
     """
-    raw = {**(raw or {}), **overrides}
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, dict):
         raise HParamsError(["hyperparameters must be a dictionary of name: value"])
-    problems = [f"unknown setting {k!r} (known: {', '.join(FIELD_BY_NAME)})" for k in raw if k not in FIELD_BY_NAME]
+    raw = {**(raw or {}), **overrides}
+    unknown = [k for k in raw if k not in FIELD_BY_NAME]
+    problems = []
+    if unknown:
+        # Name a few, never all: an API caller can send 200,000 keys, and the answer must stay short.
+        named = ", ".join(_shown(k) for k in unknown[:MAX_NAMED])
+        more = f" and {len(unknown) - MAX_NAMED:,} more" if len(unknown) > MAX_NAMED else ""
+        problems.append(f"unknown setting{'s' if len(unknown) > 1 else ''} {named}{more} "
+                        f"(known: {', '.join(FIELD_BY_NAME)})")
     values = {}
     for f in FIELDS:
         if f.name not in raw or raw[f.name] is None:
@@ -194,13 +215,13 @@ def validate(raw: dict[str, Any] | None = None, **overrides: Any) -> HParams:
             continue
         try:
             v = _coerce(f, raw[f.name])
-        except ValueError as e:
+        except (ValueError, OverflowError) as e:
             problems.append(f"{f.label} ({f.name}) {e}")
             continue
         if f.choices is not None and not (f.also_valid and f.also_valid(v)):
             options = f.choices()
             if v not in options:
-                problems.append(f"{f.label} ({f.name}) must be one of {', '.join(options)}, not {v!r}")
+                problems.append(f"{f.label} ({f.name}) must be one of {', '.join(options)}, not {_shown(v)}")
                 continue
         if f.low is not None and not (f.low <= v <= f.high):
             problems.append(f"{f.label} ({f.name}) must be between {_fmt(f.low)} and {_fmt(f.high)}, not {_fmt(v)}")

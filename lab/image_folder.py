@@ -26,7 +26,13 @@ from lab.archive import (
     SKIPPED_HUGE_IMAGE, SKIPPED_LINK, SKIPPED_LOOSE, SKIPPED_NOT_IMAGE, ArchiveError, is_junk, safe_extract_zip,
 )
 from lab.datasets import Dataset
-from lab.images import ImageError, ImageLook, read_image
+from lab.images import MAX_PIXELS, ImageError, ImageLook, decoded_pixels, read_image
+
+# The decoding work one upload may ask for: its pictures' pixels added up (as decoded: a JPEG is
+# decoded at a fraction of its size, see lab.images.MAX_SIDE). Checked from the headers, before
+# any is decoded: a 26 KB zip of 80 black 40-megapixel PNGs asked for 3,200 megapixels (half a
+# minute of CPU), a 1.6 MB one for 17 minutes of both cores. 990 megapixels of PNGs take ~3 s.
+MAX_IMPORT_PIXELS = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -36,16 +42,18 @@ class ZipImport:
     dataset: Dataset
     table: pd.DataFrame  # class_table(): class, images, warning
     skipped: dict[str, int]  # reason -> files, from unpacking and decoding together
+    storage_note: str = ""  # set once saved, when the class's storage was full (lab.storage.DiskBudget)
 
     def notes(self) -> list[str]:
-        """Plain sentences for the student: what was skipped, and each class warning."""
+        """Plain sentences for the student: what was skipped, each class warning, storage clean-up."""
         skipped = describe_skipped(self.skipped)
         out = [skipped] if skipped else []
         out += [f"{row['class']}: {row['warning']}" for _, row in self.table.iterrows() if row["warning"]]
-        return out
+        return out + ([self.storage_note] if self.storage_note else [])
 
 
-def load_image_folder(root, size=(96, 96), channels: int = 3, *, workers: int | None = None):
+def load_image_folder(root, size=(96, 96), channels: int = 3, *, workers: int | None = None,
+                      max_pixels: int = MAX_PIXELS, max_total_pixels: int = MAX_IMPORT_PIXELS):
     """Decode a folder of class folders into arrays.
 
     Args:
@@ -57,6 +65,9 @@ def load_image_folder(root, size=(96, 96), channels: int = 3, *, workers: int | 
             images and the Try tab's input are made alike.
         channels: 3 (RGB) or 1 (grayscale).
         workers: decoding threads (Pillow decodes outside the GIL); default up to 4.
+        max_pixels: a bigger picture is skipped (counted as too large), judged from its header.
+        max_total_pixels: the pictures' pixels added up (from their headers, before any is
+            decoded); more raises ArchiveError: the decoding work one upload may ask for.
 
     Returns:
         (x uint8 (N, H, W, C), y int64 (N,), class_names, skipped: reason -> count). Files that
@@ -72,28 +83,41 @@ def load_image_folder(root, size=(96, 96), channels: int = 3, *, workers: int | 
     skipped[SKIPPED_LOOSE] += len(loose)
     class_names = [d.name for d in folders]
     items = [(path, label) for label, folder in enumerate(folders) for path in _files_under(folder, skipped)]
+    # Filled in place by the decoding threads: no list of arrays and no second copy from np.stack.
+    x = np.empty((len(items), height, width, channels), np.uint8)
 
-    def decode(path: Path):
+    def decode(i: int) -> str | None:
         try:
-            image = read_image(path)
+            image = read_image(items[i][0], max_pixels=max_pixels)
         except ImageError as e:
-            return None, _image_reason(str(e))
+            return _image_reason(str(e))
         small = image.convert("L" if channels == 1 else "RGB").resize((width, height), Image.Resampling.LANCZOS)
-        return np.asarray(small, dtype=np.uint8).reshape(height, width, channels), None
+        x[i] = np.asarray(small, dtype=np.uint8).reshape(height, width, channels)
+        return None
 
     workers = workers or min(4, os.cpu_count() or 1)
     with concurrent.futures.ThreadPoolExecutor(max_workers=workers) as pool:
-        decoded = list(pool.map(decode, [path for path, _ in items]))
-    xs, ys = [], []
-    for (pixels, reason), (_, label) in zip(decoded, items):
-        if pixels is None:
-            skipped[reason] += 1
-        else:
-            xs.append(pixels)
-            ys.append(label)
-    x = np.stack(xs) if xs else np.zeros((0, height, width, channels), np.uint8)
-    y = np.asarray(ys, dtype=np.int64)
+        planned = list(pool.map(decoded_pixels, [path for path, _ in items]))
+        total = sum(n for n in planned if n is not None and n <= max_pixels)  # bigger ones are skipped unread
+        if total > max_total_pixels:
+            raise ArchiveError(too_much_decoding(total, max_total_pixels, max_pixels))
+        reasons = list(pool.map(decode, range(len(items))))
+    kept = [i for i, reason in enumerate(reasons) if reason is None]
+    skipped.update(reason for reason in reasons if reason is not None)
+    if len(kept) < len(items):  # close the gaps in place, then give the tail back
+        for j, i in enumerate(kept):
+            if i != j:
+                x[j] = x[i]
+        x.resize((len(kept), height, width, channels), refcheck=False)
+    y = np.asarray([items[i][1] for i in kept], dtype=np.int64)
     return x, y, class_names, {k: v for k, v in skipped.items() if v}
+
+
+def too_much_decoding(total: int, max_total_pixels: int, max_pixels: int) -> str:
+    """The refusal for a zip whose pictures add up to more decoding than one upload may ask for."""
+    return (f"The pictures in this zip add up to {total / 1e6:,.0f} megapixels; one upload may hold at most "
+            f"{max_total_pixels / 1e6:,.0f} megapixels, each picture at most {max_pixels / 1e6:g} megapixels. "
+            "Use fewer or smaller pictures: they are shrunk to 96×96 anyway. Nothing was decoded.")
 
 
 def _listing(folder: Path, skipped: Counter | None = None) -> tuple[list[Path], list[Path]]:
@@ -184,19 +208,22 @@ def describe_skipped(skipped: dict[str, int], *, include_hidden: bool = False) -
     return f"Skipped {n:,} file{'s' if n != 1 else ''}: {parts}."
 
 
-def import_zip(zip_path, workdir, name: str, *, size=(96, 96), **limits) -> ZipImport:
+def import_zip(zip_path, workdir, name: str, *, size=(96, 96), max_pixels: int = MAX_PIXELS,
+               max_total_pixels: int = MAX_IMPORT_PIXELS, **limits) -> ZipImport:
     """`dataset_from_zip` plus the class table and what was skipped, for the Data tab.
 
     The zip is unpacked into a new scratch folder inside `workdir` (the student's own folder),
     decoded, and the unpacked files are removed again: the dataset lives in memory.
-    `limits` go to `safe_extract_zip`.
+    `max_pixels` and `max_total_pixels` go to `load_image_folder`, other `limits` to
+    `safe_extract_zip`.
     """
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="unzip-", dir=workdir))
     try:
         report = safe_extract_zip(zip_path, scratch / "files", **limits)
-        x, y, class_names, skipped_decoding = load_image_folder(report.root, size)
+        x, y, class_names, skipped_decoding = load_image_folder(
+            report.root, size, max_pixels=max_pixels, max_total_pixels=max_total_pixels)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     skipped = Counter(report.skipped)

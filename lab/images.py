@@ -8,9 +8,11 @@ that image into exactly the array a model was trained on.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import struct
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +29,17 @@ MIN_INK_CONTRAST = 40
 # Ink pixels must also reach this fraction of the strongest ink, so shadows
 # and smudges far weaker than the strokes do not stretch the crop.
 MIN_INK_FRACTION = 0.15
+
+# Hostile or careless uploads must not sink a shared server (a 1 KB WebP can hold 33 megapixels):
+# every picture is refused over MAX_PIXELS (as decoded: a JPEG is decoded at a fraction of its size
+# when that still leaves MAX_SIDE pixels), and shrunk to at most MAX_SIDE pixels a side as it is
+# decoded, before any float conversion. Models take at most a few hundred pixels a side.
+MAX_PIXELS = 16_000_000
+MAX_SIDE = 1024
+# At most this many pictures over BIG_DECODE pixels are decoded at once in the whole process
+# (the Try tab, /predict and zip imports together), so memory stays bounded however many arrive.
+BIG_DECODE = 4_000_000
+_BIG_DECODES = threading.BoundedSemaphore(2)
 
 
 class ImageError(ValueError):
@@ -64,30 +77,38 @@ def to_model_range(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float32) / np.float32(255.0)
 
 
-def read_image(source, *, max_bytes: int = 20_000_000, max_pixels: int = 40_000_000) -> Image.Image:
+def read_image(source, *, max_bytes: int = 20_000_000, max_pixels: int = MAX_PIXELS,
+               max_side: int | None = MAX_SIDE) -> Image.Image:
     """Load an image from a path, bytes, file object, PIL image or array.
 
     Returns a fully decoded PIL image in mode "RGB" or "L", upright (EXIF
     orientation applied), transparency composited over white, first frame of
-    an animation. Raises ImageError for anything unreadable or too large.
+    an animation, and no bigger than `max_side` pixels a side (shrunk keeping its
+    shape; None keeps the full size). Raises ImageError for anything unreadable or
+    over `max_bytes` / `max_pixels` (checked from the header, before decoding).
     """
     if isinstance(source, np.ndarray):
-        return _from_array(source, max_pixels)
+        return _shrunk(_from_array(source, max_pixels), max_side)
     try:
         with warnings.catch_warnings():
             # Pillow only warns up to twice its own limit; we want a refusal.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             if isinstance(source, Image.Image):
                 _check_pixels(source.size, max_pixels)
-                source.load()  # a lazily opened image may still be truncated
-                image = source
+                with _decoding(source.size):
+                    source.load()  # a lazily opened image may still be truncated
+                    image = _shrunk(source, max_side)
             else:
                 # Decoding from memory means no file handle outlives this call.
                 with Image.open(io.BytesIO(_read_bytes(source, max_bytes))) as im:
-                    _check_pixels(im.size, max_pixels)  # before the costly decode
                     im.seek(0)
-                    im.load()
-                    image = im.copy()
+                    _draft(im, max_side)  # a JPEG decodes straight to a smaller size
+                    _check_pixels(im.size, max_pixels)  # before the costly decode
+                    with _decoding(im.size):
+                        im.load()
+                        image = _shrunk(im, max_side)
+                    if image is im:
+                        image = im.copy()
     except ImageError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -104,14 +125,35 @@ def read_image(source, *, max_bytes: int = 20_000_000, max_pixels: int = 40_000_
     return _normalise_mode(image)
 
 
+def decoded_pixels(path, max_side: int | None = MAX_SIDE) -> int | None:
+    """How many pixels `read_image(path)` would decode, read from the header alone (cheap).
+
+    None when the file is not an image Pillow recognises (read_image will say why). Used to
+    refuse a zip whose pictures add up to too much decoding work before decoding any of them.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                _draft(im, max_side)
+                w, h = im.size
+    except Image.DecompressionBombError:
+        return 2**62  # over any limit: read_image refuses it from the header too
+    except Exception:  # anything else unreadable: read_image decides what it is
+        return None
+    return w * h
+
+
 def prepare(image: Image.Image, look: ImageLook) -> np.ndarray:
     """Turn an image into model input: float32, shape look.shape(), 0..1.
 
     Matches the training images' look: colour or gray, light-on-dark, and
     (for datasets made that way) cropped to the object and area-averaged.
-    A blank image gives all zeros when fit_to_content is set.
+    A blank image gives all zeros when fit_to_content is set. An image bigger than
+    MAX_SIDE a side is shrunk first (read_image already does), so the float arrays
+    here stay small whatever arrives.
     """
-    image = _normalise_mode(image).convert("L" if look.channels == 1 else "RGB")
+    image = _normalise_mode(_shrunk(image, MAX_SIDE)).convert("L" if look.channels == 1 else "RGB")
     pixels = np.asarray(image, dtype=np.float32).reshape(image.height, image.width, -1)
     gray = pixels.mean(axis=-1) if look.channels == 3 else pixels[..., 0]
     if look.light_on_dark and np.median(_border(gray)) > 127.5:
@@ -180,6 +222,37 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
         raise ImageError("That image is empty (0 pixels).")
 
 
+def _draft(im: Image.Image, max_side: int | None) -> None:
+    """Ask a JPEG to decode at 1/2, 1/4 or 1/8 size when that still leaves max_side a side."""
+    if max_side and im.format == "JPEG" and max(im.size) > max_side:
+        try:
+            im.draft(None, (max_side, max_side))
+        except Exception:  # drafting is an optimisation only
+            pass
+
+
+def _decoding(size: tuple[int, int]):
+    """A slot for decoding a big picture (process-wide), or nothing for a small one."""
+    return _BIG_DECODES if size[0] * size[1] > BIG_DECODE else contextlib.nullcontext()
+
+
+def _shrunk(im: Image.Image, max_side: int | None) -> Image.Image:
+    """`im` itself when it fits in max_side x max_side, else a shrunk copy with the same shape.
+
+    Pillow's reduce() (box averaging by a whole factor) first, then Lanczos: fast and good,
+    and never a float copy of the full-size picture. Odd modes (palette, 16-bit, CMYK) are
+    converted first, so transparency and levels survive the resampling.
+    """
+    w, h = im.size
+    if not max_side or max(w, h) <= max_side:
+        return im
+    if im.mode not in ("RGB", "L", "RGBA", "LA"):
+        im = _normalise_mode(im)
+    scale = max_side / max(w, h)
+    size = (max(1, min(max_side, round(w * scale))), max(1, min(max_side, round(h * scale))))
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+
+
 def _from_array(a: np.ndarray, max_pixels: int) -> Image.Image:
     if a.ndim == 3 and a.shape[-1] == 1:
         a = a[..., 0]
@@ -201,11 +274,15 @@ def _from_array(a: np.ndarray, max_pixels: int) -> Image.Image:
 def _stretch_to_uint8(a: np.ndarray) -> np.ndarray:
     # High-bit-depth pixels mean nothing in absolute terms (a 12-bit camera
     # and a 16-bit scanner differ), so the image's own range is used.
-    a = a.astype(np.float64)
     lo, hi = float(a.min()), float(a.max())
     if hi <= lo:
         return np.full(a.shape, 255 if lo > 0 else 0, dtype=np.uint8)
-    return np.rint((a - lo) * (255.0 / (hi - lo))).astype(np.uint8)
+    # In slices of about a megapixel: a float64 copy of a whole 16-megapixel picture is 128 MB.
+    out = np.empty(a.shape, dtype=np.uint8)
+    rows = max(1, 1_000_000 // max(1, a[0].size)) if a.ndim > 1 else len(a)
+    for i in range(0, len(a), rows):
+        out[i : i + rows] = np.rint((a[i : i + rows].astype(np.float64) - lo) * (255.0 / (hi - lo)))
+    return out
 
 
 def _normalise_mode(im: Image.Image) -> Image.Image:

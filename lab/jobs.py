@@ -204,6 +204,9 @@ class JobManager:
             job.state, job.message = "stopped", f"the partial run {job.run_id} was kept and can be tried"
         else:
             job.state, job.message = "done", f"saved as run {job.run_id}"
+        budget = getattr(self.runs, "budget", None)  # lab.storage.DiskBudget: the class's storage was full
+        if budget is not None and (note := budget.note(job.run_id)):
+            job.message = f"{job.message.rstrip('.')}. {note}"
         job.log.progress["phase"] = job.state
 
     def _forget_old(self) -> None:

@@ -89,6 +89,8 @@ class LoadedRun:
 class RunStore:
     """Runs on disk under `root`; safe to share between threads."""
 
+    budget = None  # a lab.storage.DiskBudget (the app sets one): each save removes the oldest runs/datasets beyond it
+
     def __init__(self, root: str | os.PathLike, cache_size: int = 8):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -120,6 +122,8 @@ class RunStore:
         df.to_csv(tmp / "metrics.csv", index=False)
         model.save(tmp / "model.keras")
         tmp.rename(self.root / run_id)
+        if self.budget is not None:  # budget.note(run_id) then says what had to go
+            self.budget.after_save(self.root / run_id)
         return run_id
 
     def _info(self, folder: Path) -> RunInfo:

@@ -1,10 +1,14 @@
-"""Where runs are kept: persistent storage on a hosted Space when it has some, else local disk."""
+"""Where runs are kept (persistent storage on a hosted Space when it has some, else local disk), and how
+much the class may keep: `DiskBudget` removes the oldest runs and datasets beyond a limit, and the
+upload limits Gradio is given."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import shutil
+import threading
+from collections import Counter
 from pathlib import Path
 
 SPACE_DATA = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
@@ -69,3 +73,138 @@ def persistent_secret(folder: Path) -> str:
     os.chmod(tmp, 0o600)
     os.replace(tmp, path)  # never a half-written key
     return key
+
+
+# --- what the class may keep -------------------------------------------------------------
+
+DISK_BUDGET_ENV = "VISION_LAB_DISK_BUDGET_GB"
+DEFAULT_DISK_BUDGET = 5_000_000_000  # runs and students' datasets together (webcam captures become datasets)
+UPLOAD_LIMIT_ENV = "VISION_LAB_MAX_UPLOAD_MB"
+# One uploaded file (a zip of pictures unpacks to at most 200 MB, and pictures barely compress).
+DEFAULT_MAX_UPLOAD = 200_000_000
+# Gradio's temporary files (uploads, pictures it serves): every half hour, those over an hour old go.
+DELETE_CACHE = (1800, 3600)
+
+
+def _from_env(environ, name: str, scale: float, default: int) -> int:
+    raw = environ.get(name, "")
+    try:
+        value = float(raw) * scale if raw.strip() else default
+    except ValueError:
+        raise ValueError(f"{name} must be a number, not {raw[:40]!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number, not {raw[:40]!r}")
+    return int(value)
+
+
+def upload_limit(environ=os.environ) -> int:
+    """The largest file one upload may be, in bytes (Gradio's launch(max_file_size=...))."""
+    return _from_env(environ, UPLOAD_LIMIT_ENV, 1e6, DEFAULT_MAX_UPLOAD)
+
+
+def _folder_size(folder: Path) -> int:
+    total = 0
+    for entry in os.scandir(folder):
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                total += _folder_size(Path(entry.path))
+            else:
+                total += entry.stat(follow_symlinks=False).st_size
+        except OSError:
+            continue
+    return total
+
+
+def _size(n: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} bytes"
+
+
+class DiskBudget:
+    """The disk the whole class's runs and datasets may use, kept by removing the oldest first.
+
+    Each area is a folder whose subfolders are the items (one run, one dataset); folders whose
+    names start with "." (being written, scratch space) are never counted or removed. After each
+    save, `after_save` removes the oldest items of all areas together until the total fits, never
+    the one just saved, and returns a sentence for the page ("" when nothing had to go). Safe to
+    share between threads.
+
+    Args:
+        limit: bytes; by default VISION_LAB_DISK_BUDGET_GB (gigabytes) or DEFAULT_DISK_BUDGET.
+    """
+
+    def __init__(self, limit: int | None = None, environ=os.environ):
+        self.limit = int(limit) if limit is not None else _from_env(environ, DISK_BUDGET_ENV, 1e9, DEFAULT_DISK_BUDGET)
+        self._areas: list[tuple[str, Path, object]] = []
+        self._lock = threading.Lock()
+        self._notes: dict[str, str] = {}  # item name -> what saving it removed (for the job's message)
+
+    def add_area(self, kind: str, root, forget=None) -> "DiskBudget":
+        """Count `root`'s subfolders as items of `kind` ("run", "dataset"). `forget(name)` is
+        called after an item is removed (to drop it from a cache)."""
+        self._areas.append((kind, Path(root), forget))
+        return self
+
+    def usage(self) -> int:
+        """Bytes the areas' items use now."""
+        return sum(size for *_, size in self._items())
+
+    def after_save(self, saved) -> str:
+        """Make room after `saved` (the folder just written) was saved; returns the page's note."""
+        saved = Path(saved)
+        with self._lock:
+            items = self._items()
+            total = sum(size for *_, size in items)
+            removed: Counter = Counter()
+            freed = 0
+            for _, kind, folder, forget, size in sorted(items, key=lambda item: item[0]):  # oldest first
+                if total <= self.limit:
+                    break
+                if folder == saved:
+                    continue
+                shutil.rmtree(folder, ignore_errors=True)
+                if forget is not None:
+                    forget(folder.name)
+                total -= size
+                freed += size
+                removed[kind] += 1
+            note = self._note(removed, freed) if removed else ""
+            if note:
+                self._notes[saved.name] = note
+                while len(self._notes) > 100:
+                    self._notes.pop(next(iter(self._notes)))
+        return note
+
+    def note(self, name: str) -> str:
+        """The note `after_save` gave when the item called `name` was saved ("" if none); once."""
+        with self._lock:
+            return self._notes.pop(name, "")
+
+    def _note(self, removed: Counter, freed: int) -> str:
+        what = " and ".join(f"{n} {kind}{'s' if n != 1 else ''}"
+                            for kind, n in sorted(removed.items(), key=lambda kv: (kv[0] != "run", kv[0])))
+        return (f"The class's storage is full ({_size(self.limit)} for everyone's runs and datasets): "
+                f"the oldest were removed to make room ({what}, {_size(freed)}).")
+
+    def _items(self) -> list[tuple[float, str, Path, object, int]]:
+        items = []
+        for kind, root, forget in self._areas:
+            try:
+                children = list(os.scandir(root))
+            except OSError:
+                continue
+            for entry in children:
+                if entry.name.startswith(".") or not entry.is_dir(follow_symlinks=False):
+                    continue
+                folder = Path(entry.path)
+                try:
+                    when = (folder / "meta.json").stat().st_mtime
+                except OSError:
+                    try:
+                        when = entry.stat(follow_symlinks=False).st_mtime
+                    except OSError:
+                        continue
+                items.append((when, kind, folder, forget, _folder_size(folder)))
+        return items
