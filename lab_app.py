@@ -19,6 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import gradio as gr  # noqa: E402  (gradio does not import keras)
 
+from components.webcam import CSS as WEBCAM_CSS  # noqa: E402  (gradio only)
 from lab import backend  # noqa: E402  (must run before anything imports keras)
 
 HERE = Path(__file__).resolve().parent
@@ -27,15 +28,21 @@ CSS = """
 #train-status { min-height: 2.5em; font-size: 1.05em; }
 #prediction-time { text-align: center; }
 """
+CSS += WEBCAM_CSS  # the webcams' mirrored preview
 
 
-def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
+def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue: int | None = None,
+              new_students_per_address: int | None = None):
     """The whole lab as a gr.Blocks (not launched).
 
     Args:
         runs_dir: where runs are saved (created if missing); by default /data on a Space that
             has persistent storage, else ./runs.
         runtime: a lab.backend.Runtime; by default the devices are initialised here.
+        max_queue: jobs that may wait at once for the whole class (default lab.jobs.MAX_QUEUE).
+        new_students_per_address: new student identities one network address may bring in an
+            hour (default lab.admission.NEW_PER_ADDRESS; behind a school NAT, a Colab share link
+            or a Space every student has the same address).
     """
     from components.api import register_api
     from components.capture_tab import create_capture_tab, wire_capture_tab
@@ -43,24 +50,31 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
     from components.services import Services, browser_state, dataset_dropdown, ensure_client
     from components.train_tab import create_train_tab, describe_model, reattach, wire_train_tab
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
+    from lab.admission import NEW_PER_ADDRESS, Admission
     from lab.captures import CaptureStore
     from lab.hparams import FIELDS
-    from lab.jobs import JobManager
+    from lab.jobs import MAX_QUEUE, JobManager
     from lab.runs import RunStore
-    from lab.storage import choose_runs_dir
+    from lab.storage import DELETE_CACHE, DiskBudget, choose_runs_dir, persistent_secret
     from lab.user_datasets import Catalog, UserDatasets
 
     rt = runtime or backend.runtime()
     runs_path, storage_note = choose_runs_dir(runs_dir)
     runs = RunStore(runs_path)
+    # The class's disk (VISION_LAB_DISK_BUDGET_GB): each save removes the oldest runs and datasets beyond it.
+    runs.budget = DiskBudget().add_area("run", runs.root, forget=lambda run_id: runs._cache.pop(run_id, None))
     # Students' own datasets live beside the runs, in a folder of their own (kept or lost with them).
-    user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"))
-    services = Services(jobs=JobManager(runs, lambda: rt, catalog=Catalog(user_datasets)), runs=runs,
-                        accelerator=rt.summary(), datasets=user_datasets, storage_note=storage_note)
+    user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"), budget=runs.budget)
+    jobs = JobManager(runs, lambda: rt, catalog=Catalog(user_datasets), max_queue=max_queue or MAX_QUEUE)
+    admission = Admission(NEW_PER_ADDRESS if new_students_per_address is None else new_students_per_address)
+    services = Services(jobs=jobs, runs=runs, accelerator=rt.summary(), datasets=user_datasets,
+                        storage_note=storage_note, admission=admission)
     captures = CaptureStore()  # every student's webcam captures, in memory until they become a dataset
 
-    with gr.Blocks(title=TITLE) as demo:
-        session = browser_state()
+    with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:  # uploads are not kept for ever
+        # The key is kept beside the runs, so after a restart each browser's id still reads: students
+        # find their runs and datasets again.
+        session = browser_state(persistent_secret(runs_path))
         gr.Markdown(f"# 🔬 {TITLE}\nTrain an image classifier, watch it learn, then try it on your own drawings and webcam.")
         gr.Markdown(f"**Training on:** {services.accelerator}", elem_id="accelerator")
         for warning in [*rt.hints, storage_note]:
@@ -97,7 +111,8 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None):
 
         demo.load(on_load, session,
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,
-                   train_tab.seen, *train_tab.controls, try_tab.run_dropdown, data_tab.dataset], api_visibility="private")
+                   train_tab.seen, *train_tab.controls, train_tab.share_link, try_tab.run_dropdown, data_tab.dataset],
+                  api_visibility="private")
         demo.load(lambda name, s: describe(services, name, ensure_client(s)["client"]), [data_tab.dataset, session],
                   [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid], api_visibility="private")
         demo.load(lambda m, d, s: describe_model(services, m, d, s),
@@ -120,12 +135,24 @@ def accelerator_details(rt) -> str:
 
 
 def launch(share: bool = False, host: str | None = None, port: int | None = None, runs_dir: str | None = None,
-           backend_name: str = "auto", **kwargs):
-    """Start the lab (also from a notebook cell: shows it inline and prints the share link)."""
+           backend_name: str = "auto", max_queue: int | None = None, new_students_per_address: int | None = None,
+           **kwargs):
+    """Start the lab (also from a notebook cell: shows it inline and prints the share link).
+
+    Extra keyword arguments go to gr.Blocks.launch, e.g. ssl_certfile and ssl_keyfile for https on a
+    classroom LAN (browsers give the webcam only to https pages and localhost).
+    """
+    if kwargs.get("ssl_certfile"):
+        kwargs.setdefault("ssl_verify", False)  # a classroom's certificate is usually self-signed
     choice = backend.configure(backend_name)
+    from components.theme import lab_theme
+
     print(f"Vision Lab: Keras backend {choice.backend} ({choice.reason})", flush=True)
-    demo = build_app(runs_dir)
-    return demo.launch(share=share, server_name=host, server_port=port, theme=gr.themes.Soft(), css=CSS,
+    demo = build_app(runs_dir, max_queue=max_queue, new_students_per_address=new_students_per_address)
+    from lab.storage import upload_limit
+
+    kwargs.setdefault("max_file_size", upload_limit())  # VISION_LAB_MAX_UPLOAD_MB; launch() is Gradio's only place for it
+    return demo.launch(share=share, server_name=host, server_port=port, theme=lab_theme(), css=CSS,
                        show_error=True, **kwargs)
 
 
@@ -139,13 +166,27 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="where trained runs are kept (default: /data/vision-lab/runs on a Space with persistent storage, else ./runs)")
     p.add_argument("--backend", default="auto", choices=backend.BACKENDS,
                    help="Keras backend: auto picks JAX on a TPU, TensorFlow elsewhere")
-    return p.parse_args(argv)
+    p.add_argument("--max-queue", type=int, default=None,
+                   help="jobs that may wait at once for the whole class (default 100)")
+    p.add_argument("--new-students-per-address", type=int, default=None,
+                   help="new students one network address may bring in an hour (default 200; 0 = no limit). "
+                        "Behind a school NAT, a share link or a Space every student has the same address")
+    p.add_argument("--ssl-certfile", default=None,
+                   help="certificate file (PEM) to serve https: browsers give the webcam only to https pages and "
+                        "localhost, so use it with --host 0.0.0.0 on a classroom LAN (with --ssl-keyfile)")
+    p.add_argument("--ssl-keyfile", default=None, help="the certificate's private key file (PEM)")
+    args = p.parse_args(argv)
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        p.error("--ssl-certfile and --ssl-keyfile go together")
+    return args
 
 
 def main(argv=None) -> None:
     args = parse_args(argv)
     try:
-        launch(share=args.share, host=args.host, port=args.port, runs_dir=args.runs_dir, backend_name=args.backend)
+        launch(share=args.share, host=args.host, port=args.port, runs_dir=args.runs_dir, backend_name=args.backend,
+               max_queue=args.max_queue, new_students_per_address=args.new_students_per_address,
+               ssl_certfile=args.ssl_certfile, ssl_keyfile=args.ssl_keyfile)
     except (RuntimeError, ValueError) as e:
         sys.exit(f"Vision Lab could not start: {e}")
 

@@ -18,6 +18,7 @@ from lab.hparams import HParams
 from lab.images import ImageError
 
 from components.services import Services, dataset_choices, ensure_client
+from components.webcam import insecure_note, webcam
 
 CAPTURE_EVERY = 0.2  # seconds between webcam frames sent while the camera streams (the store keeps ≤ 10/s)
 CAPTURE_LIMIT = 600  # a forgotten webcam stops streaming after ten minutes (holding the button restarts it)
@@ -118,8 +119,9 @@ def create_capture_tab() -> CaptureTab:
                 add_button = gr.Button("➕ Add class", scale=1, elem_id="capture-add")
             class_choice = gr.Radio([], label="Record into", elem_id="capture-class",
                                     info="The class that holding the button records into.")
-            webcam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy",
-                              elem_id="capture-webcam", height=300)
+            insecure_note("capture-webcam-insecure")
+            # frames reach the store the right way round; only the preview is mirrored (components/webcam.py)
+            cam = webcam(label="Webcam", elem_id="capture-webcam", height=300)
             hold = gr.HTML(HOLD_HTML, css_template=HOLD_CSS, js_on_load=HOLD_JS, elem_id="capture-hold")
             status = gr.Markdown("Add two or more classes to start.", elem_id="capture-status")
             files = gr.File(label="…or add picture files to the chosen class", file_count="multiple",
@@ -128,7 +130,8 @@ def create_capture_tab() -> CaptureTab:
             counts = gr.Markdown(counts_table({}), elem_id="capture-counts")
             # The gallery's own label floats over its first row of thumbnails: the title goes above it.
             gallery_title = gr.Markdown("**Frames of the chosen class**", elem_id="capture-gallery-title")
-            gallery = gr.Gallery(show_label=False, columns=4, height=280, allow_preview=False,
+            # Hidden while empty: an empty gr.Gallery is a <div aria-label="Empty value">, which ARIA forbids.
+            gallery = gr.Gallery(show_label=False, columns=4, height=280, allow_preview=False, visible=False,
                                  elem_id="capture-gallery", format="png")
             with gr.Row():
                 delete_button = gr.Button("🗑 Delete selected", size="sm", min_width=90, elem_id="capture-delete")
@@ -139,7 +142,7 @@ def create_capture_tab() -> CaptureTab:
                 dataset_name = gr.Textbox("my webcam", label="Dataset name", max_length=40, scale=2)
                 use_button = gr.Button("Use these to train", variant="primary", scale=2, elem_id="capture-use")
             result = gr.Markdown(elem_id="capture-result")
-    return CaptureTab(class_name, add_button, class_choice, webcam, hold, status, counts, gallery_title, gallery,
+    return CaptureTab(class_name, add_button, class_choice, cam, hold, status, counts, gallery_title, gallery,
                       delete_button,
                       clear_button, remove_button, dataset_name, use_button, result, files, gr.State([]),
                       gr.State(None))
@@ -209,7 +212,8 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
             title += f" (the newest {len(frames)} shown)" if n > len(frames) else ""
             title += " · click one to select it" if frames else ""
         return (gr.Radio(choices=classes, value=name), counts_table(counts, captures.recording(client)), title,
-                gr.Gallery(value=[(f, f"#{i}") for i, f in frames], selected_index=None), [i for i, _ in frames], None)
+                gr.Gallery(value=[(f, f"#{i}") for i, f in frames], selected_index=None, visible=bool(frames)),
+                [i for i, _ in frames], None)
 
     view_outputs = [tab.class_choice, tab.counts, tab.gallery_title, tab.gallery, tab.shown, tab.selected]
 
@@ -323,6 +327,8 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
         choices = dataset_choices(services, client)
         msg = (f"✅ Saved **{info.title()}** as `{info.dataset_id}`. Switch to the **Train** tab: it is selected "
                "as the dataset there. Press **Train**." + small_set_hint(info.counts))
+        if note := services.datasets.storage_note(info.dataset_id):  # the class's storage was full
+            msg += f" ⚠️ {note}"
         return session, msg, *[gr.Dropdown(choices=choices, value=info.dataset_id) for _ in on_dataset]
 
     quick = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")

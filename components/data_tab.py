@@ -13,11 +13,14 @@ from lab.archive import ArchiveError
 from lab.image_folder import class_table
 from lab.user_datasets import is_dataset_id
 
+from components.pictures import picture_box, picture_html
 from components.services import Services, dataset_dropdown, ensure_client
 
+GRID_CAPTION = "Samples (one row per class)"
 ZIP_HELP = (
     "Make one folder per class and zip them together: `cats/…`, `dogs/…` (a folder around them is fine). "
-    "JPEG, PNG, GIF, WebP or BMP pictures; up to 5,000 files and 200 MB. Pictures are resized to 96×96. "
+    "JPEG, PNG, GIF, WebP or BMP pictures; up to 5,000 files and 200 MB, each picture at most 16 megapixels "
+    "and 1,000 megapixels in all. Pictures are resized to 96×96. "
     "Anything else in the zip is skipped and counted. Your dataset is yours alone: other students cannot see it."
 )
 
@@ -28,7 +31,7 @@ class DataTab:
     summary: gr.Markdown
     counts: gr.Dataframe
     counts_plot: gr.Plot
-    grid: gr.Image
+    grid: gr.HTML  # the sample grid: an <img> with alt text (components/pictures.py)
     reshuffle: gr.Button
     upload: gr.File
     upload_name: gr.Textbox
@@ -43,7 +46,7 @@ def create_data_tab(default: str = "digits") -> DataTab:
     summary = gr.Markdown(elem_id="data-summary")
     with gr.Row():
         with gr.Column(scale=2):
-            grid = gr.Image(label="Samples (one row per class)", interactive=False, elem_id="data-grid")
+            grid = picture_box(GRID_CAPTION, elem_id="data-grid")
         with gr.Column(scale=1):
             counts_plot = gr.Plot(show_label=False)
             counts = gr.Dataframe(label="Images per class", interactive=False, elem_id="data-counts")
@@ -91,7 +94,16 @@ def describe(services: Services, name: str, owner: str, seed: int = 0, progress=
         "Training holds out the validation fraction (Train tab) to measure accuracy on unseen images."
     )
     table = class_table(counts) if is_dataset_id(name) else pd.DataFrame({"class": list(counts), "images": list(counts.values())})
-    return summary, table, charts.class_counts_figure(counts), datasets.sample_grid(data, seed=seed)
+    return summary, table, charts.class_counts_figure(counts), grid_html(data, seed)
+
+
+def grid_html(data: datasets.Dataset, seed: int = 0) -> str:
+    """The sample grid as a captioned picture whose alt text names each row's class."""
+    per_class = 8
+    alt = (f"{per_class} sample images per class, one row per class; rows from the top: "
+           + ", ".join(data.class_names) + ".")
+    return picture_html(datasets.sample_grid(data, per_class=per_class, seed=seed), alt, GRID_CAPTION,
+                        pixelated=max(data.x.shape[1:3]) < 48)
 
 
 def add_zip(services: Services, session, path, name, progress=None):

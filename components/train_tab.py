@@ -13,15 +13,18 @@ from lab.hparams import FIELDS, HParams, HParamsError, validate
 from lab.jobs import JobError
 from lab.user_datasets import is_dataset_id
 
+from components.pictures import picture_box, picture_html
 from components.services import Services, ensure_client
 
 POLL_SECONDS = 0.5
 ELEM_IDS = {"dataset": "dataset-dropdown", "model": "model-dropdown", "learning_rate": "lr-slider",
             "batch_size": "batch-slider", "epochs": "epochs-slider"}
 AUGMENT_COLUMNS = 3
-CHART_HELP = ("Charts: the blue line is the loss/accuracy on the training images, measured several times an epoch; "
-              "orange dots are the held-out validation images, once an epoch. When orange stops improving while "
-              "blue keeps going, the model has started to memorise (overfit).")
+CHART_HELP = ("Charts: the blue line is the loss/accuracy on the training images, several points an epoch, each the "
+              "average over the batches trained since the previous point; orange dots are the held-out validation "
+              "images, once an epoch. When orange stops improving while blue keeps going, the model has started to "
+              "memorise (overfit).")
+PREVIEW_CAPTION = "Left: the original; right: what training may see"
 GROUPS = {"augment": "Augmentation (random changes to training images)",
           "transfer": "Transfer learning (models with a pretrained backbone)"}
 
@@ -34,7 +37,7 @@ class TrainTab:
     model_layers: gr.Code
     preview_button: gr.Button
     preview_text: gr.Markdown
-    preview_image: gr.Image
+    preview_image: gr.HTML  # a captioned <img> with alt text (components/pictures.py)
     train_button: gr.Button
     stop_button: gr.Button
     status: gr.Markdown
@@ -120,8 +123,7 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
             with gr.Column(scale=1, min_width=280):
                 preview_button = gr.Button("👁 Preview on training images", elem_id="augment-preview-button")
                 preview_text = gr.Markdown(elem_id="augment-preview-text")
-                preview_image = gr.Image(label="Left: the original; right: what training may see", interactive=False,
-                                         elem_id="augment-preview")
+                preview_image = picture_box(PREVIEW_CAPTION, elem_id="augment-preview")
     with gr.Accordion(GROUPS["transfer"], open=False, elem_id="transfer-accordion"):
         with gr.Row():
             for f in FIELDS:
@@ -208,35 +210,38 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
     def show_lr(exponent):
         return f"learning rate = **{10 ** exponent:.2g}**"
 
-    def train(session, *values):
+    def train(request: gr.Request, session, *values):
         session = ensure_client(session)
         try:
             hp = values_to_hparams(values)
+            services.admit(session["client"], request)
             job = services.jobs.submit(session["client"], hp)
-        except (HParamsError, JobError) as e:
-            gr.Warning(str(e))
-            # skip the timer: a refused second Train must not stop the watch on a running job
-            return session, f"⚠️ {e}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        except (HParamsError, JobError, gr.Error) as e:
+            message = e.message if isinstance(e, gr.Error) else str(e)
+            # No toast: the status line says it, next to the button (the running job's line comes back
+            # with the next poll). Skip the timer: a refused second Train must not stop the watch on it.
+            return session, f"⚠️ {message}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
         session["job"] = job.job_id
-        snap = services.jobs.snapshot(job.job_id)
+        snap = services.jobs.snapshot(job.job_id, session["client"])
         return (session, status_markdown(snap), *_figures(snap), gr.Timer(active=True), len(snap["metrics"]),
-                f"🔗 [Link to these settings](?{hp.to_query()}) to share with the class")
+                share_link_markdown(hp))
 
     def stop(session):
-        job_id = ensure_client(session)["job"]
+        session = ensure_client(session)
         try:
-            job = services.jobs.stop(job_id)
+            job = services.jobs.stop(session["job"], session["client"])
         except JobError:
             return "Nothing to stop: no job is running for you."
         if job.state == "running":
             return "⏹️ **Stopping** after the current step…"
-        return status_markdown(services.jobs.snapshot(job_id))  # already ended: keep its summary line
+        # already ended: keep its summary line
+        return status_markdown(services.jobs.snapshot(session["job"], session["client"]))
 
     def poll(session, seen):
         """Called by the timer: redraw only when there is something new."""
-        job_id = ensure_client(session)["job"]
+        session = ensure_client(session)
         try:
-            snap = services.jobs.snapshot(job_id)
+            snap = services.jobs.snapshot(session["job"], session["client"])
         except JobError:
             return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), seen, gr.skip()
         active = snap["state"] in ("queued", "running")
@@ -260,7 +265,9 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             grid = augment.preview_grid(data, hp)
         except (HParamsError, datasets.DatasetError, ValueError) as e:
             return f"⚠️ {e}", None
-        return augment.describe(hp, data.look), grid
+        alt = ("A few training images, one per row: first as they are, then as augmentation may change "
+               "them in different epochs.")
+        return augment.describe(hp, data.look), picture_html(grid, alt, PREVIEW_CAPTION, pixelated=True)
 
     tab.preview_button.click(preview, [session, *tab.controls], [tab.preview_text, tab.preview_image],
                              api_visibility="private", concurrency_limit=2)
@@ -273,34 +280,59 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
                    api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
 
+LINK_LOADED = "Settings loaded from the link"
+LINK_REPLACED = f"🔗 {LINK_LOADED} (your last run's settings were replaced). Press **Train** to try them."
+
+
+def share_link_markdown(hp: HParams, replaced: bool = False) -> str:
+    """The "Link to these settings" line shown under the charts for the job or run they show.
+
+    `replaced`: a shared link's settings fill the controls, so the line names the run's settings
+    (and says so again: a running job's status line is soon replaced by its progress).
+    """
+    if replaced:
+        return (f"🔗 The controls show the settings from the link · [Link to your last run's settings]"
+                f"(?{hp.to_query()}) to share with the class")
+    return f"🔗 [Link to these settings](?{hp.to_query()}) to share with the class"
+
+
 def reattach(services: Services, session: dict, query: dict | None = None):
     """On page load: the student's last job (running or finished) with its whole curve and knobs.
 
-    With no job to show, hyperparameters in the page's URL (a shared experiment link) fill the
-    controls instead. Returns (session, status, loss, accuracy, timer, seen, *control values).
+    Hyperparameters in the page's URL (a shared experiment link) fill the controls, and win over
+    the last job's or run's settings (the status says so); the curve is still the last one, and
+    its "Link to these settings" comes back with it. Returns (session, status, loss, accuracy,
+    timer, seen, *control values, share link).
     """
     session = ensure_client(session)
-    keep = [gr.skip()] * len(FIELDS)
+    shared = {k: v for k, v in (query or {}).items() if k in {f.name for f in FIELDS}}
+    link_values, link_note = None, ""
+    if shared:
+        try:
+            link_values = hparams_to_values(HParams.from_query(shared))
+        except HParamsError as e:
+            link_note = f"⚠️ The link's settings were not used: {e}"
     try:
-        snap = services.jobs.snapshot(session["job"])
+        snap = services.jobs.snapshot(session["job"], session["client"])
     except JobError:
         snap = None
     if snap is not None:
+        hp = validate(snap["hparams"])
         active = snap["state"] in ("queued", "running")
-        return (session, status_markdown(snap), *_figures(snap), gr.Timer(active=active), len(snap["metrics"]),
-                *hparams_to_values(validate(snap["hparams"])))
-    latest = services.runs.latest(session["client"])
-    if latest is not None:
+        status, figs, timer, seen = status_markdown(snap), _figures(snap), gr.Timer(active=active), len(snap["metrics"])
+    else:
+        latest = services.runs.latest(session["client"])
+        if latest is None:
+            if link_values is not None:
+                link_note = f"{LINK_LOADED}. Press **Train** to start."
+            return (session, link_note or "Press **Train** to start.", gr.skip(), gr.skip(), gr.Timer(active=False), -1,
+                    *(link_values or [gr.skip()] * len(FIELDS)), gr.skip())
+        hp = latest.hparams
         df = services.runs.metrics(latest.run_id)
-        note = f"Your last run **{latest.run_id}** ({latest.state}; the app has restarted since)."
-        return (session, note, *figures(df, latest.hparams.to_dict()),
-                gr.Timer(active=False), len(df), *hparams_to_values(latest.hparams))
-    values, note = keep, "Press **Train** to start."
-    shared = {k: v for k, v in (query or {}).items() if k in {f.name for f in FIELDS}}
-    if shared:
-        try:
-            values = hparams_to_values(HParams.from_query(shared))
-            note = "Settings loaded from the link. Press **Train** to start."
-        except HParamsError as e:
-            note = f"⚠️ The link's settings were not used: {e}"
-    return (session, note, gr.skip(), gr.skip(), gr.Timer(active=False), -1, *values)
+        status = f"Your last run **{latest.run_id}** ({latest.state}; the app has restarted since)."
+        figs, timer, seen = figures(df, hp.to_dict()), gr.Timer(active=False), len(df)
+    if link_values is not None:
+        link_note = LINK_REPLACED
+    status = f"{status}\n\n{link_note}" if link_note else status
+    return (session, status, *figs, timer, seen, *(link_values or hparams_to_values(hp)),
+            share_link_markdown(hp, replaced=link_values is not None))

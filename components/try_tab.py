@@ -10,10 +10,49 @@ from lab import inference
 from lab.images import ImageError, read_image
 from lab.runs import RunNotFound
 
+from components.pictures import picture_box, picture_html
 from components.services import Services, ensure_client
+from components.webcam import insecure_note, webcam
 
 WEBCAM_EVERY = 0.4  # seconds between webcam frames sent for prediction
 WEBCAM_LIMIT = 600  # a forgotten webcam tab stops streaming after ten minutes
+EMPTY_PAD = "Draw something on the pad."
+WEBCAM_WAITING = "Click **Click to Access Webcam**, then **Record**: predictions keep coming while it runs."
+DRAW_HINT = ('<p class="draw-hint">Draw with the mouse, a finger or a pen: big, thick strokes. '
+             'The bin at the top right clears the pad.</p>')
+DRAW_HINT_CSS = ".draw-hint { margin: 0.3em 0 0; }"
+# Gradio's pad starts with no tool selected ("select the draw tool to start") and its Clear drops the
+# tool again; it has no default-tool option. Whenever no tool (brush, eraser, pan) is selected, this
+# picks the brush, so a student draws, clears and draws again without hunting for it.
+DRAW_JS = """
+const TOOLS = ['Brush', 'Erase', 'Pan'];
+let scope = element;
+while (scope && !scope.querySelector('#try-sketch')) scope = scope.parentElement;
+function keepBrush() {
+  const pad = document.querySelector('#try-sketch');
+  const brush = pad && pad.querySelector('button[aria-label="Brush"]');
+  if (!brush) return;
+  const chosen = TOOLS.some(t => pad.querySelector(`button[aria-label="${t}"]`)?.classList.contains('highlight'));
+  if (!chosen) brush.click();
+}
+new MutationObserver(keepBrush).observe(scope || document.body, {subtree: true, childList: true,
+                                                                 attributes: true, attributeFilter: ['class']});
+keepBrush();
+"""
+UPLOAD_CAPTION = "Your image"
+VIEW_CAPTION = "What the model sees (after preprocessing)"
+PICTURE_HEIGHT = 220  # CSS pixels
+WAITING = "The prediction shows here: upload a photo, start the webcam or draw."
+
+
+def _shown(confidences: dict | None) -> gr.Label:
+    """The prediction's update; no prediction hides it (an empty gr.Label's placeholder breaks an ARIA rule)."""
+    return gr.Label(value=confidences, visible=confidences is not None)
+
+
+def _view_html(view) -> str:
+    return picture_html(view, "The picture as the model receives it: resized, and in grey or colour as it was "
+                        "trained.", VIEW_CAPTION, height=PICTURE_HEIGHT, pixelated=True)
 
 
 @dataclass
@@ -21,12 +60,17 @@ class TryTab:
     run_dropdown: gr.Dropdown
     refresh_button: gr.Button
     upload: gr.File
-    upload_preview: gr.Image
+    upload_preview: gr.HTML  # pictures are captioned <img>s with alt text (components/pictures.py)
     webcam: gr.Image
     sketch: gr.Sketchpad
-    label: gr.Label
+    label: gr.Label  # hidden until there is a prediction
     timing: gr.Markdown
-    view: gr.Image
+    view: gr.HTML
+    # Upload, Webcam and Draw share one prediction panel: it shows only the input in front of the student.
+    upload_tab: gr.Tab
+    webcam_tab: gr.Tab
+    draw_tab: gr.Tab
+    front: gr.State  # which input's tab is open: "upload", "webcam" or "draw"
 
 
 def create_try_tab() -> TryTab:
@@ -37,23 +81,24 @@ def create_try_tab() -> TryTab:
     with gr.Row():
         with gr.Column(scale=3):
             with gr.Tabs():
-                with gr.Tab("Upload"):
+                with gr.Tab("Upload") as upload_tab:
                     upload = gr.File(label="Upload a photo or scan", file_types=["image"], type="filepath",
                                      elem_id="try-upload")
-                    upload_preview = gr.Image(label="Your image", interactive=False, height=220)
-                with gr.Tab("Webcam"):
-                    webcam = gr.Image(label="Webcam (predictions keep coming while it runs)", sources=["webcam"],
-                                      streaming=True, type="numpy", elem_id="try-webcam")
-                with gr.Tab("Draw"):
-                    # Gradio 6 starts the pad with no tool selected ("select the draw tool to start"): say so.
-                    sketch = gr.Sketchpad(label="Draw (a digit, or whatever your classes are): pick the brush (left) first, then use thick strokes",
-                                          type="numpy", canvas_size=(280, 280), elem_id="try-sketch",
+                    upload_preview = picture_box(UPLOAD_CAPTION)
+                with gr.Tab("Webcam") as webcam_tab:
+                    insecure_note("try-webcam-insecure")
+                    cam = webcam(label="Webcam (predictions keep coming while it runs)", elem_id="try-webcam")
+                with gr.Tab("Draw") as draw_tab:
+                    # A short label: the pad's toolbar covers the right half of the label row.
+                    sketch = gr.Sketchpad(label="Draw", type="numpy", canvas_size=(280, 280), elem_id="try-sketch",
                                           brush=gr.Brush(default_size=18, colors=["#000000"], color_mode="fixed"))
+                    gr.HTML(DRAW_HINT, css_template=DRAW_HINT_CSS, js_on_load=DRAW_JS, elem_id="try-draw-hint")
         with gr.Column(scale=2):
-            label = gr.Label(label="Prediction", num_top_classes=3, elem_id="prediction-label")
-            timing = gr.Markdown("", elem_id="prediction-time")
-            view = gr.Image(label="What the model sees (after preprocessing)", interactive=False, height=220)
-    return TryTab(run_dropdown, refresh_button, upload, upload_preview, webcam, sketch, label, timing, view)
+            label = gr.Label(label="Prediction", num_top_classes=3, elem_id="prediction-label", visible=False)
+            timing = gr.Markdown(WAITING, elem_id="prediction-time")
+            view = picture_box(VIEW_CAPTION)
+    return TryTab(run_dropdown, refresh_button, upload, upload_preview, cam, sketch, label, timing, view,
+                  upload_tab, webcam_tab, draw_tab, gr.State("upload"))
 
 
 def run_choices(services: Services, session) -> gr.Dropdown:
@@ -64,38 +109,58 @@ def run_choices(services: Services, session) -> gr.Dropdown:
 
 
 def wire_try_tab(tab: TryTab, services: Services, session: gr.BrowserState) -> None:
-    def classify(run_id, source):
+    def classify(run_id, source, session):
         if source is None:
             return gr.skip(), gr.skip(), gr.skip()
         if not run_id:
-            return None, "⚠️ No trained run yet: train one in the **Train** tab first.", None
+            return _shown(None), "⚠️ No trained run yet: train one in the **Train** tab first.", ""
         try:
-            pred = inference.predict(services.runs.load(run_id), source)
+            # the run must be this student's own: the dropdown's value comes from the browser
+            pred = inference.predict(services.runs.load(run_id, ensure_client(session)["client"]), source)
         except (ImageError, RunNotFound) as e:
-            return None, f"⚠️ {e}", None
-        return pred.confidences, f"**{pred.label}** in {pred.ms:.1f} ms", pred.view
+            return _shown(None), f"⚠️ {e}", ""
+        return _shown(pred.confidences), f"**{pred.label}** in {pred.ms:.1f} ms", _view_html(pred.view)
 
-    def from_upload(run_id, path):
+    def from_upload(run_id, path, session):
         if path is None:
-            return None, None, "", None
+            return "", _shown(None), WAITING, ""
         try:
             preview = read_image(path)
         except ImageError as e:
-            return None, None, f"⚠️ {e}", None
-        return (preview, *classify(run_id, preview))
+            return "", _shown(None), f"⚠️ {e}", ""
+        shown = picture_html(preview, "The picture you uploaded.", UPLOAD_CAPTION, height=PICTURE_HEIGHT)
+        return (shown, *classify(run_id, preview, session))
 
-    def from_sketch(run_id, editor):
+    def from_sketch(run_id, editor, session):
         composite = editor.get("composite") if isinstance(editor, dict) else None
         if composite is None or composite.size == 0 or (composite.ndim == 3 and composite.shape[-1] == 4 and not composite[..., 3].any()):
-            return gr.skip(), "Draw something on the pad.", gr.skip()
-        return classify(run_id, composite)
+            return _shown(None), EMPTY_PAD, ""  # a cleared pad: its last prediction goes too
+        return classify(run_id, composite, session)
+
+    # An input answers only while its tab is open (a webcam can stream on behind the Draw tab), and
+    # opening a tab shows that input's own prediction: the pad's, the upload's, or none yet.
+    def in_front(name, handler):
+        return lambda front, *args: handler(*args) if front == name else (gr.skip(),) * 3
+
+    def show_upload(run_id, path, session):
+        return ("upload", *from_upload(run_id, path, session)[1:])
+
+    def show_webcam():
+        return "webcam", _shown(None), WEBCAM_WAITING, ""
+
+    def show_draw(run_id, editor, session):
+        return ("draw", *from_sketch(run_id, editor, session))
 
     outputs = [tab.label, tab.timing, tab.view]
     fast = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
     tab.refresh_button.click(lambda s: run_choices(services, s), session, tab.run_dropdown, api_visibility="private")
-    tab.upload.change(from_upload, [tab.run_dropdown, tab.upload], [tab.upload_preview, *outputs], **fast)
+    tab.upload.change(from_upload, [tab.run_dropdown, tab.upload, session], [tab.upload_preview, *outputs], **fast)
     # No trigger_mode="always_last" here: a stream is one long-lived event, and with it Gradio 6 sends
     # only the first frame (the event counts as pending until time_limit). The default ("multiple") streams.
-    tab.webcam.stream(classify, [tab.run_dropdown, tab.webcam], outputs, stream_every=WEBCAM_EVERY,
-                      time_limit=WEBCAM_LIMIT, **fast)
-    tab.sketch.change(from_sketch, [tab.run_dropdown, tab.sketch], outputs, trigger_mode="always_last", **fast)
+    tab.webcam.stream(in_front("webcam", classify), [tab.front, tab.run_dropdown, tab.webcam, session], outputs,
+                      stream_every=WEBCAM_EVERY, time_limit=WEBCAM_LIMIT, **fast)
+    tab.sketch.change(in_front("draw", from_sketch), [tab.front, tab.run_dropdown, tab.sketch, session], outputs,
+                      trigger_mode="always_last", **fast)
+    tab.upload_tab.select(show_upload, [tab.run_dropdown, tab.upload, session], [tab.front, *outputs], **fast)
+    tab.webcam_tab.select(show_webcam, None, [tab.front, *outputs], **fast)
+    tab.draw_tab.select(show_draw, [tab.run_dropdown, tab.sketch, session], [tab.front, *outputs], **fast)

@@ -312,7 +312,7 @@ def test_sketch_predicts(page):
     open_try(page, "Draw")
     pad = page.locator("#try-sketch canvas").first
     pad.wait_for()
-    page.locator("#try-sketch button[aria-label=Brush]").click()  # Gradio 6 starts with no tool selected
+    # no tool clicked first: the Try tab selects the brush (Gradio's pad starts with none)
     box = pad.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     page.mouse.move(cx - 40, cy - 70)  # a "3": top bar, middle, bottom bar
