@@ -62,7 +62,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     runs_path, storage_note = choose_runs_dir(runs_dir)
     runs = RunStore(runs_path)
     # The class's disk (VISION_LAB_DISK_BUDGET_GB): each save removes the oldest runs and datasets beyond it.
-    runs.budget = DiskBudget().add_area("run", runs.root, forget=lambda run_id: runs._cache.pop(run_id, None))
+    runs.budget = DiskBudget().add_area("run", runs.root, forget=runs.forget)
     # Students' own datasets live beside the runs, in a folder of their own (kept or lost with them).
     user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"), budget=runs.budget)
     jobs = JobManager(runs, lambda: rt, catalog=Catalog(user_datasets), max_queue=max_queue or MAX_QUEUE)

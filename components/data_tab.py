@@ -11,7 +11,6 @@ import pandas as pd
 from lab import charts, datasets, downloads
 from lab.archive import ArchiveError
 from lab.image_folder import class_table
-from lab.user_datasets import is_dataset_id
 
 from components.pictures import picture_box, picture_html
 from components.services import Services, dataset_dropdown, ensure_client
@@ -74,18 +73,18 @@ def describe(services: Services, name: str, owner: str, seed: int = 0, progress=
             progress(fraction, desc=f"Downloading {title} (once)…")
 
     try:
+        about = services.jobs.catalog.describe(name, owner)
         with downloads.reporting(downloading):
             data = services.jobs.catalog.load(name, owner)
     except datasets.DatasetError as e:
         return f"⚠️ {e}", None, None, None
     look = data.look
     counts = data.counts()
-    if is_dataset_id(name):
-        info = services.datasets.info(name, owner)
-        what = f"**{info.name}** (yours, from {'your webcam' if info.source == 'webcam' else 'your zip'}; " \
-               f"train on it with the name `{name}`)"
+    if about.builtin:
+        what = f"**{about.title}**: {about.description}"
     else:
-        what = f"**{name}**: {datasets.DATASETS[name].description}"
+        what = f"**{about.title}** (yours, from {'your webcam' if about.source == 'webcam' else 'your zip'}; " \
+               f"train on it with the name `{name}`)"
     summary = (
         f"{what}\n\n"
         f"{len(data.y):,} images in {data.num_classes} classes · {look.height}×{look.width} pixels · "
@@ -93,7 +92,7 @@ def describe(services: Services, name: str, owner: str, seed: int = 0, progress=
         f"{' · light strokes on a dark background' if look.light_on_dark else ''}. "
         "Training holds out the validation fraction (Train tab) to measure accuracy on unseen images."
     )
-    table = class_table(counts) if is_dataset_id(name) else pd.DataFrame({"class": list(counts), "images": list(counts.values())})
+    table = pd.DataFrame({"class": list(counts), "images": list(counts.values())}) if about.builtin else class_table(counts)
     return summary, table, charts.class_counts_figure(counts), grid_html(data, seed)
 
 

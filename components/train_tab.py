@@ -11,7 +11,6 @@ import gradio as gr
 from lab import charts, datasets
 from lab.hparams import FIELDS, HParams, HParamsError, validate
 from lab.jobs import JobError
-from lab.user_datasets import is_dataset_id
 
 from components.pictures import picture_box, picture_html
 from components.services import Services, ensure_client
@@ -186,14 +185,10 @@ def describe_model(services: Services, name: str, dataset: str, session) -> tupl
         return "", ""
     line = f"**{name}**: {spec.description}"
     try:
-        if is_dataset_id(dataset):
-            info = services.datasets.info(dataset, ensure_client(session)["client"])
-            shape, classes, title = info.look.shape(), len(info.class_names), info.name
-        else:
-            ds = datasets.DATASETS[dataset]
-            shape, classes, title = ds.look.shape(), ds.num_classes, dataset
-    except (KeyError, datasets.DatasetError):
+        about = services.jobs.catalog.describe(dataset, ensure_client(session)["client"])
+    except datasets.DatasetError:
         return line, ""
+    shape, classes, title = about.look.shape(), about.num_classes, about.title
     total, table = models.summary(name, shape, classes)
     trainable = table.rsplit(", ", 1)[-1]  # "N trainable"
     return f"{line}\n\nFor {title} ({'×'.join(map(str, shape))} images, {classes} classes): **{total:,} parameters** ({trainable}).", table

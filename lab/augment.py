@@ -3,7 +3,7 @@
 Augmentation runs in the tf.data input pipeline, on the CPU, in parallel with training:
 random geometric layers inside the model would switch XLA compilation off, and the
 validation images must never be changed. Images arrive as float batches in [0, 1]
-(lab.training._to_model_range), so every layer that has a value range is told (0, 1).
+(lab.pipeline.to_model_range), so every layer that has a value range is told (0, 1).
 
 Most entries are Keras core layers (Keras >= 3.13, what Colab ships). GridMask, channel
 shuffle and cutout exist only in the optional keras-cv package: it is imported on first
@@ -20,9 +20,10 @@ from typing import Callable
 import keras
 import numpy as np
 
-from lab.images import ImageLook
+from lab.images import MODEL_RANGE, ImageLook
+from lab.pipeline import TrainingError, scale_images
 
-VALUE_RANGE = (0.0, 1.0)  # the pipeline's pixel range (lab.training._to_model_range)
+VALUE_RANGE = MODEL_RANGE  # the pipeline's pixel range (lab.pipeline.to_model_range)
 NO_AUGMENTATION = "No augmentation: every epoch sees the same images."
 KERAS_CV_MISSING = "needs the optional keras-cv package, which is not installed here (pip install keras-cv)"
 
@@ -174,8 +175,6 @@ def mixes(hp) -> bool:
 def _check_available(picks: list[tuple[str, float]]) -> None:
     missing = [name for name, _ in picks if name in unavailable()]
     if missing:
-        from lab.training import TrainingError  # lazily: lab.training imports this module
-
         names = ", ".join(f"{AUGMENTATIONS[n].label} ({n})" for n in missing)
         raise TrainingError(
             f"{names} {'needs' if len(missing) == 1 else 'need'} the optional keras-cv package, which is not "
@@ -245,7 +244,7 @@ def build(hp, look: ImageLook, num_classes: int | None = None) -> Augmenter | No
     when MixUp or CutMix is on (their labels are one-hot).
 
     Raises:
-        lab.training.TrainingError: a keras-cv augmentation is on and keras-cv is missing.
+        lab.pipeline.TrainingError: a keras-cv augmentation is on and keras-cv is missing.
     """
     # Seeds follow the catalogue position among the chosen, so skipping one never reseeds another.
     picks = [(i, name, strength) for i, (name, strength) in enumerate(chosen(hp))
@@ -265,41 +264,6 @@ def build(hp, look: ImageLook, num_classes: int | None = None) -> Augmenter | No
     if per_batch and not num_classes:
         raise ValueError("MixUp and CutMix mix labels: augment.build() needs num_classes")
     return Augmenter(per_image, per_batch, num_classes, tuple(grey_as_rgb))
-
-
-# --- soft labels: MixUp and CutMix train on mixed one-hot labels; validation stays integer ---
-
-
-def _is_soft(y_true, y_pred) -> bool:
-    # Decided from static shapes: one-hot rows are as wide as the predictions, integer labels
-    # are (batch,) or (batch, 1).
-    return len(y_true.shape) == len(y_pred.shape) and y_true.shape[-1] == y_pred.shape[-1] != 1
-
-
-@keras.saving.register_keras_serializable(package="vision_lab")
-def soft_or_sparse_crossentropy(y_true, y_pred):
-    """Cross-entropy that takes soft (one-hot, mixed) labels in training and integer labels in validation."""
-    if _is_soft(y_true, y_pred):
-        return keras.losses.categorical_crossentropy(y_true, y_pred)
-    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
-
-
-@keras.saving.register_keras_serializable(package="vision_lab")
-def soft_or_sparse_accuracy(y_true, y_pred):
-    """1 where the top prediction is the (largest share of the) label, else 0; either kind of label."""
-    ops = keras.ops
-    truth = ops.argmax(y_true, axis=-1) if _is_soft(y_true, y_pred) else ops.reshape(y_true, (-1,))
-    return ops.cast(ops.equal(ops.cast(truth, "int32"), ops.cast(ops.argmax(y_pred, axis=-1), "int32")), "float32")
-
-
-def loss_and_metrics(hp) -> tuple:
-    """(loss, weighted metrics) for model.compile: Keras' sparse ones unless MixUp or CutMix is on.
-
-    The accuracy metric is named "accuracy" either way (logs: accuracy, val_accuracy).
-    """
-    if not mixes(hp):
-        return "sparse_categorical_crossentropy", ["accuracy"]
-    return soft_or_sparse_crossentropy, [keras.metrics.MeanMetricWrapper(soft_or_sparse_accuracy, name="accuracy")]
 
 
 def describe(hp, look: ImageLook | None = None) -> str:
@@ -356,7 +320,5 @@ def _augmented_copies(aug: Augmenter | None, x: np.ndarray, y: np.ndarray, versi
         return [x] * versions
     import tensorflow as tf
 
-    from lab import training  # lazily: lab.training imports this module
-
-    ds = tf.data.Dataset.from_tensors((x, y)).repeat(versions).map(training._to_model_range)
+    ds = tf.data.Dataset.from_tensors((x, y)).repeat(versions).map(scale_images)
     return [np.clip(np.round(b.numpy() * 255.0), 0, 255).astype(np.uint8) for b, _ in aug.apply(ds)]

@@ -1,8 +1,9 @@
 """DATASETS registry: name -> loader giving uint8 images, labels, class names and their look.
 
-Every dataset declares how its images look (`ImageLook`) and how many classes it has up front,
-so the Try tab can turn a webcam frame or a drawing into the same kind of input the model was
-trained on, and the Train tab can size a model without loading anything.
+Every dataset declares how its images look (`ImageLook`) and its class names up front (in
+lab.dataset_base, which lab.downloads shares), so the Try tab can turn a webcam frame or a
+drawing into the same kind of input the model was trained on, and the Train tab can size a
+model without loading anything.
 
 `digits` is bundled and works offline. The others are downloaded on first use through Keras'
 own code (lab.downloads: cache, subsets, progress, offline messages). A failed load raises
@@ -18,31 +19,25 @@ from typing import Callable
 
 import numpy as np
 
+# Dataset, DatasetError and the built-ins' looks live one module down (lab.downloads uses them
+# too); they are re-exported here, where callers have always found them.
+from lab.dataset_base import (  # noqa: F401
+    CIFAR10_CLASSES,
+    CIFAR10_LOOK,
+    DIGIT_CLASSES,
+    DIGITS_LOOK,
+    FASHION_CLASSES,
+    FASHION_LOOK,
+    FLOWER_CLASSES,
+    FLOWER_SIZE,
+    FLOWERS_LOOK,
+    MNIST_LOOK,
+    Dataset,
+    DatasetError,
+)
 from lab.images import ImageLook
 
 SAMPLE_DATA = Path(__file__).resolve().parent.parent / "sample_data"
-
-
-class DatasetError(RuntimeError):
-    """A dataset could not be loaded; the message says why and what still works."""
-
-
-@dataclass(frozen=True)
-class Dataset:
-    name: str
-    x: np.ndarray  # uint8, (N, H, W, C)
-    y: np.ndarray  # int64, (N,)
-    class_names: tuple[str, ...]
-    look: ImageLook
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    def counts(self) -> dict[str, int]:
-        """Images per class, in class order."""
-        per = np.bincount(self.y, minlength=self.num_classes)
-        return {name: int(n) for name, n in zip(self.class_names, per)}
 
 
 @dataclass(frozen=True)
@@ -50,19 +45,14 @@ class DatasetSpec:
     name: str
     description: str
     load: Callable[[], Dataset]
-    look: ImageLook  # declared up front: the Train tab sizes models without downloading anything
-    num_classes: int = 10
+    # Declared up front: the Train tab sizes models, and the Data tab names classes, without downloading anything.
+    look: ImageLook
+    class_names: tuple[str, ...]
     download_mb: int = 0  # megabytes downloaded on first use; 0 = bundled, works offline
 
-
-FLOWER_SIZE = 96
-# How each built-in dataset's images look; the Try tab makes every picture look the same way.
-DIGITS_LOOK = ImageLook(8, 8, 1, light_on_dark=True, fit_to_content=True)
-# MNIST digits are scaled into a 20x20 box centred in 28x28: a 4-pixel margin (0.2 of 20).
-MNIST_LOOK = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=True, margin=0.2)
-FASHION_LOOK = ImageLook(28, 28, 1, light_on_dark=True, fit_to_content=False)
-CIFAR10_LOOK = ImageLook(32, 32, 3)
-FLOWERS_LOOK = ImageLook(FLOWER_SIZE, FLOWER_SIZE, 3)
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
 
 
 def _load_digits() -> Dataset:
@@ -94,12 +84,14 @@ DATASETS: dict[str, DatasetSpec] = {
         "1,797 real handwritten digits, 8×8 grey (scikit-learn's bundled set). Trains in seconds on a CPU.",
         _load_digits,
         DIGITS_LOOK,
+        DIGIT_CLASSES,
     ),
     "mnist": DatasetSpec(
         "mnist",
         "The classic MNIST handwritten digits, 28×28 grey: the digits in more detail, where a CNN beats an MLP.",
         _downloaded("mnist"),
         MNIST_LOOK,
+        DIGIT_CLASSES,
         download_mb=11,
     ),
     "fashion_mnist": DatasetSpec(
@@ -107,6 +99,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "Fashion-MNIST: 28×28 grey photos of 10 kinds of clothing; harder than digits, shirts and T-shirts get confused.",
         _downloaded("fashion_mnist"),
         FASHION_LOOK,
+        FASHION_CLASSES,
         download_mb=31,
     ),
     "cifar10": DatasetSpec(
@@ -114,6 +107,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "CIFAR-10: tiny 32×32 colour photos of 10 animals and vehicles; real-world and hard, good for CNNs and augmentation.",
         _downloaded("cifar10"),
         CIFAR10_LOOK,
+        CIFAR10_CLASSES,
         download_mb=170,
     ),
     "flowers": DatasetSpec(
@@ -121,7 +115,7 @@ DATASETS: dict[str, DatasetSpec] = {
         "Photos of 5 kinds of flowers at 96×96 colour: few images per class, so watch overfitting and try flips and zoom.",
         _downloaded("flowers"),
         FLOWERS_LOOK,
-        num_classes=5,
+        FLOWER_CLASSES,
         download_mb=229,
     ),
 }

@@ -9,7 +9,9 @@ so it may be set after Keras was imported (Keras itself reads it only once).
 To keep a CPU-only Space quick, each downloaded dataset is cut to a stratified subset of
 `VISION_LAB_SUBSET` images (default 2,000; 0 = all), drawn from its train and test parts
 together (the lab makes its own validation split), the same images every time. A failed
-download raises `lab.datasets.DatasetError`, saying what still works.
+download raises `DatasetError` (lab.dataset_base, re-exported by lab.datasets), saying what still works.
+The registry (lab.datasets) imports this module when a dataset is first loaded; this module never
+imports the registry.
 """
 
 from __future__ import annotations
@@ -31,8 +33,19 @@ from typing import Callable
 import numpy as np
 from PIL import Image
 
-from lab.datasets import CIFAR10_LOOK, FASHION_LOOK, FLOWERS_LOOK, MNIST_LOOK, Dataset, DatasetError
-from lab.images import ImageError, prepare, read_image
+from lab.dataset_base import (
+    CIFAR10_CLASSES,
+    CIFAR10_LOOK,
+    DIGIT_CLASSES,
+    FASHION_CLASSES,
+    FASHION_LOOK,
+    FLOWER_CLASSES,
+    FLOWERS_LOOK,
+    MNIST_LOOK,
+    Dataset,
+    DatasetError,
+)
+from lab.images import ImageError, ImageLook, prepare, read_image
 
 SUBSET_ENV = "VISION_LAB_SUBSET"
 DEFAULT_SUBSET = 2000
@@ -42,11 +55,6 @@ SUBSET_SEED = 0  # fixed: every process and every student gets the same images
 CONNECT_TIMEOUT = 5.0
 STILL_WORKS = "The bundled 'digits' dataset still works."
 
-FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                   "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
-                   "dog", "frog", "horse", "ship", "truck")
-FLOWER_CLASSES = ("daisy", "dandelion", "roses", "sunflowers", "tulips")
 FLOWERS_URL = "https://storage.googleapis.com/download.tensorflow.org/example_images/flower_photos.tgz"
 
 # One download at a time: two students picking the same dataset must not write the same
@@ -259,7 +267,7 @@ _KERAS_BASE = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
 
 def load_mnist() -> Dataset:
     return _keras_dataset("mnist", "MNIST", _KERAS_BASE + "mnist.npz", ("mnist.npz",),
-                          tuple(str(i) for i in range(10)), MNIST_LOOK)
+                          DIGIT_CLASSES, MNIST_LOOK)
 
 
 def load_fashion_mnist() -> Dataset:

@@ -16,19 +16,20 @@ take seconds to recompute, and a disk cache would need invalidation and locking 
 from __future__ import annotations
 
 import hashlib
-import threading
-from collections import OrderedDict
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from lab.pipeline import to_model_range
+from lab.storage import LRU
+
 PHASE = "computing backbone features"
 CACHE_ENTRIES = 8  # e.g. 2,000 images x 1,280 float32 features = 10 MB an entry
 BATCH = 64  # images per predict step: amortizes each call; activations stay around 100 MB
 
-_cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
-_lock = threading.Lock()  # the training worker is one thread; the lock keeps a second caller safe anyway
+# The training worker is one thread; the LRU's lock keeps a second caller safe anyway.
+_cache: LRU[tuple, np.ndarray] = LRU(CACHE_ENTRIES)
 
 
 def _digest(arrays) -> str:
@@ -62,13 +63,13 @@ class _Progress(keras.callbacks.Callback):
 def compute(extractor: keras.Model, x: np.ndarray, log) -> np.ndarray | None:
     """Features of every image of `x` (uint8, N x H x W x C), or None when Stop cut it short.
 
-    Pixels are scaled to [0, 1] exactly as training does (lab.images.to_model_range), batch by
+    Pixels are scaled to [0, 1] exactly as training does (lab.pipeline.to_model_range), batch by
     batch, so a large dataset is never held as floats all at once.
     """
     log.progress.update(phase=PHASE, fraction=0.0)
     batches = -(-len(x) // BATCH)
     ds = tf.data.Dataset.from_tensor_slices(x).batch(BATCH)
-    ds = ds.map(lambda a: tf.cast(a, tf.float32) / 255.0).prefetch(tf.data.AUTOTUNE)
+    ds = ds.map(to_model_range).prefetch(tf.data.AUTOTUNE)
     out = extractor.predict(ds, verbose=0, callbacks=[_Progress(log, batches)])
     if log.stop.is_set() or len(out) != len(x):
         return None
@@ -81,23 +82,18 @@ def cached(extractor: keras.Model, data, model_name: str, log) -> np.ndarray | N
     Returns None when Stop was pressed while computing (nothing is cached then).
     """
     key = cache_key(extractor, data, model_name)
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            log.progress.update(phase=PHASE, fraction=1.0)
-            return _cache[key]
+    feats = _cache.get(key)
+    if feats is not None:
+        log.progress.update(phase=PHASE, fraction=1.0)
+        return feats
     feats = compute(extractor, data.x, log)
     if feats is None:
         return None
     feats.setflags(write=False)  # shared by later jobs: nobody may change it in place
-    with _lock:
-        _cache[key] = feats
-        while len(_cache) > CACHE_ENTRIES:
-            _cache.popitem(last=False)
+    _cache.put(key, feats)
     return feats
 
 
 def clear() -> None:
     """Forget every cached feature array (tests; or to free memory)."""
-    with _lock:
-        _cache.clear()
+    _cache.clear()

@@ -1,16 +1,19 @@
 """Every hyperparameter, declared once: type, range, default and help.
 
-The Train tab builds its controls from `FIELDS`, the server validates whatever arrives (a
-Gradio API caller can send values no slider allows), and every run saves its `HParams`.
-Choices that come from a registry (datasets, models, optimizers) are looked up lazily, so
-importing this module imports no framework.
+`HParams` is the one declaration: each field's type and default, and through `setting(...)` its
+label, help and allowed range. `FIELDS` is read off it, in the same order: the Train tab builds its
+controls from `FIELDS`, the server validates whatever arrives (a Gradio API caller can send values
+no slider allows), and every run saves its `HParams`. Choices that come from a registry (datasets,
+models, optimizers) are looked up lazily, so importing this module imports no framework.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import typing
 import urllib.parse
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 
@@ -39,6 +42,16 @@ class Field:
     group: str = "main"  # where the Train tab shows it: main, augment or transfer
 
 
+def setting(default: Any, label: str, help: str, low: float | None = None, high: float | None = None,
+            step: float | None = None, **more: Any) -> Any:
+    """One HParams field: its default, and (kept for `FIELDS`) how it is shown and checked.
+
+    `more` takes Field's other options: log, choices, also_valid, group.
+    """
+    return dataclasses.field(default=default, metadata={"setting": dict(label=label, help=help, low=low, high=high,
+                                                                        step=step, **more)})
+
+
 def _datasets() -> list[str]:
     from lab.datasets import DATASETS
 
@@ -58,68 +71,41 @@ def _models() -> list[str]:
 
 
 def _optimizers() -> list[str]:
-    from lab.training import OPTIMIZERS
+    from lab.optimizers import OPTIMIZERS
 
     return list(OPTIMIZERS)
 
 
-FIELDS: tuple[Field, ...] = (
-    Field("dataset", str, "digits", "Dataset", "The images to learn from.", choices=_datasets, also_valid=_is_user_dataset),
-    Field("model", str, "mlp", "Model", "The network architecture.", choices=_models),
-    Field("optimizer", str, "adam", "Optimizer", "How the weights are updated from the gradient.", choices=_optimizers),
-    Field("learning_rate", float, 3e-3, "Learning rate", "Size of each update step. Too high and the loss diverges; too low and nothing happens.", 1e-5, 1.0, log=True),
-    Field("batch_size", int, 32, "Batch size", "Images per update step (per device).", 1, 1024, 1),
-    Field("epochs", int, 15, "Epochs", "Passes over the training images.", 1, 200, 1),
-    Field("validation_split", float, 0.2, "Validation fraction", "Share of images held out to measure accuracy on unseen data.", 0.05, 0.5, 0.05),
-    Field("seed", int, 42, "Seed", "Same seed, same shuffle and starting weights: a repeatable experiment.", 0, 2**31 - 1, 1),
-    # Augmentation: random changes to the training images (never to validation images); 0 = off.
-    Field("augment_flip", bool, False, "Flip", "Mirror images left-right at random (bad for digits: a mirrored 3 is not a 3).", group="augment"),
-    Field("augment_rotation", float, 0.0, "Rotation", "Random rotation, as a fraction of a full turn (0 = off).", 0.0, 0.25, 0.01, group="augment"),
-    Field("augment_zoom", float, 0.0, "Zoom", "Random zoom in or out by up to this fraction (0 = off).", 0.0, 0.5, 0.05, group="augment"),
-    Field("augment_translate", float, 0.0, "Shift", "Random shift up/down and left/right by up to this fraction of the image (0 = off).", 0.0, 0.3, 0.05, group="augment"),
-    Field("augment_contrast", float, 0.0, "Contrast", "Random contrast change by up to this fraction (0 = off).", 0.0, 0.9, 0.1, group="augment"),
-    Field("augment_brightness", float, 0.0, "Brightness", "Random brightening or darkening by up to this fraction (0 = off).", 0.0, 0.9, 0.1, group="augment"),
-    Field("augment_color", float, 0.0, "Colour jitter", "Random changes of saturation and hue (colour images only; 0 = off).", 0.0, 1.0, 0.1, group="augment"),
-    Field("augment_randaugment", float, 0.0, "RandAugment", "Two random operations per image from a list of many, at this strength (0 = off).", 0.0, 1.0, 0.1, group="augment"),
-    Field("augment_erasing", float, 0.0, "Random erasing", "Chance of blanking out a random rectangle of each image (0 = off).", 0.0, 1.0, 0.1, group="augment"),
-    Field("augment_mixup", float, 0.0, "MixUp", "Blend pairs of images and their labels; the strength shapes how much (0 = off).", 0.0, 1.0, 0.1, group="augment"),
-    Field("augment_cutmix", float, 0.0, "CutMix", "Paste a patch of one image into another and mix the labels by area (0 = off).", 0.0, 1.0, 0.1, group="augment"),
-    Field("augment_gridmask", float, 0.0, "GridMask (keras-cv)", "Hide a grid of squares, at this ratio (needs keras-cv; 0 = off).", 0.0, 0.9, 0.1, group="augment"),
-    Field("augment_channel_shuffle", bool, False, "Channel shuffle (keras-cv)", "Swap the red, green and blue channels at random (needs keras-cv).", group="augment"),
-    Field("augment_cutout", float, 0.0, "Cutout (keras-cv)", "Cut out one random square up to this fraction of the image (needs keras-cv; 0 = off).", 0.0, 0.5, 0.05, group="augment"),
-    # Transfer learning: only for the models with a pretrained backbone.
-    Field("fine_tune_epochs", int, 0, "Fine-tune epochs", "Transfer models: after the new head has trained, unfreeze the backbone's top layers and train this many more epochs at a tenth of the learning rate (0 = off).", 0, 50, 1, group="transfer"),
-    Field("fine_tune_layers", int, 20, "Layers to unfreeze", "Transfer models: how many of the backbone's top layers fine-tuning trains (batch-norm layers stay frozen).", 1, 200, 1, group="transfer"),
-)
-FIELD_BY_NAME = {f.name: f for f in FIELDS}
-
-
 @dataclass(frozen=True)
 class HParams:
-    dataset: str = "digits"
-    model: str = "mlp"
-    optimizer: str = "adam"
-    learning_rate: float = 3e-3
-    batch_size: int = 32
-    epochs: int = 15
-    validation_split: float = 0.2
-    seed: int = 42
-    augment_flip: bool = False
-    augment_rotation: float = 0.0
-    augment_zoom: float = 0.0
-    augment_translate: float = 0.0
-    augment_contrast: float = 0.0
-    augment_brightness: float = 0.0
-    augment_color: float = 0.0
-    augment_randaugment: float = 0.0
-    augment_erasing: float = 0.0
-    augment_mixup: float = 0.0
-    augment_cutmix: float = 0.0
-    augment_gridmask: float = 0.0
-    augment_channel_shuffle: bool = False
-    augment_cutout: float = 0.0
-    fine_tune_epochs: int = 0
-    fine_tune_layers: int = 20
+    """One experiment's settings (validated: build it with `validate` from anything untrusted)."""
+
+    dataset: str = setting("digits", "Dataset", "The images to learn from.", choices=_datasets, also_valid=_is_user_dataset)
+    model: str = setting("mlp", "Model", "The network architecture.", choices=_models)
+    optimizer: str = setting("adam", "Optimizer", "How the weights are updated from the gradient.", choices=_optimizers)
+    learning_rate: float = setting(3e-3, "Learning rate", "Size of each update step. Too high and the loss diverges; too low and nothing happens.", 1e-5, 1.0, log=True)
+    batch_size: int = setting(32, "Batch size", "Images per update step (per device).", 1, 1024, 1)
+    epochs: int = setting(15, "Epochs", "Passes over the training images.", 1, 200, 1)
+    validation_split: float = setting(0.2, "Validation fraction", "Share of images held out to measure accuracy on unseen data.", 0.05, 0.5, 0.05)
+    seed: int = setting(42, "Seed", "Same seed, same shuffle and starting weights: a repeatable experiment.", 0, 2**31 - 1, 1)
+    # Augmentation: random changes to the training images (never to validation images); 0 = off.
+    augment_flip: bool = setting(False, "Flip", "Mirror images left-right at random (bad for digits: a mirrored 3 is not a 3).", group="augment")
+    augment_rotation: float = setting(0.0, "Rotation", "Random rotation, as a fraction of a full turn (0 = off).", 0.0, 0.25, 0.01, group="augment")
+    augment_zoom: float = setting(0.0, "Zoom", "Random zoom in or out by up to this fraction (0 = off).", 0.0, 0.5, 0.05, group="augment")
+    augment_translate: float = setting(0.0, "Shift", "Random shift up/down and left/right by up to this fraction of the image (0 = off).", 0.0, 0.3, 0.05, group="augment")
+    augment_contrast: float = setting(0.0, "Contrast", "Random contrast change by up to this fraction (0 = off).", 0.0, 0.9, 0.1, group="augment")
+    augment_brightness: float = setting(0.0, "Brightness", "Random brightening or darkening by up to this fraction (0 = off).", 0.0, 0.9, 0.1, group="augment")
+    augment_color: float = setting(0.0, "Colour jitter", "Random changes of saturation and hue (colour images only; 0 = off).", 0.0, 1.0, 0.1, group="augment")
+    augment_randaugment: float = setting(0.0, "RandAugment", "Two random operations per image from a list of many, at this strength (0 = off).", 0.0, 1.0, 0.1, group="augment")
+    augment_erasing: float = setting(0.0, "Random erasing", "Chance of blanking out a random rectangle of each image (0 = off).", 0.0, 1.0, 0.1, group="augment")
+    augment_mixup: float = setting(0.0, "MixUp", "Blend pairs of images and their labels; the strength shapes how much (0 = off).", 0.0, 1.0, 0.1, group="augment")
+    augment_cutmix: float = setting(0.0, "CutMix", "Paste a patch of one image into another and mix the labels by area (0 = off).", 0.0, 1.0, 0.1, group="augment")
+    augment_gridmask: float = setting(0.0, "GridMask (keras-cv)", "Hide a grid of squares, at this ratio (needs keras-cv; 0 = off).", 0.0, 0.9, 0.1, group="augment")
+    augment_channel_shuffle: bool = setting(False, "Channel shuffle (keras-cv)", "Swap the red, green and blue channels at random (needs keras-cv).", group="augment")
+    augment_cutout: float = setting(0.0, "Cutout (keras-cv)", "Cut out one random square up to this fraction of the image (needs keras-cv; 0 = off).", 0.0, 0.5, 0.05, group="augment")
+    # Transfer learning: only for the models with a pretrained backbone.
+    fine_tune_epochs: int = setting(0, "Fine-tune epochs", "Transfer models: after the new head has trained, unfreeze the backbone's top layers and train this many more epochs at a tenth of the learning rate (0 = off).", 0, 50, 1, group="transfer")
+    fine_tune_layers: int = setting(20, "Layers to unfreeze", "Transfer models: how many of the backbone's top layers fine-tuning trains (batch-norm layers stay frozen).", 1, 200, 1, group="transfer")
 
     @property
     def total_epochs(self) -> int:
@@ -140,7 +126,13 @@ class HParams:
         return validate({k: v for k, v in pairs.items() if k in FIELD_BY_NAME})
 
 
-assert [f.name for f in fields(HParams)] == [f.name for f in FIELDS], "HParams and FIELDS must match"
+def _fields_of(cls) -> tuple[Field, ...]:
+    kinds = typing.get_type_hints(cls)  # the annotations are text here (from __future__ import annotations)
+    return tuple(Field(f.name, kinds[f.name], f.default, **f.metadata["setting"]) for f in dataclasses.fields(cls))
+
+
+FIELDS: tuple[Field, ...] = _fields_of(HParams)
+FIELD_BY_NAME = {f.name: f for f in FIELDS}
 
 
 MAX_NAMED = 3  # unknown keys named in a refusal

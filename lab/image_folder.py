@@ -25,7 +25,7 @@ from lab.archive import (
     MAX_IMBALANCE, MIN_IMAGES_PER_CLASS, SKIPPED_BAD_IMAGE, SKIPPED_BROKEN_IMAGE, SKIPPED_HIDDEN,
     SKIPPED_HUGE_IMAGE, SKIPPED_LINK, SKIPPED_LOOSE, SKIPPED_NOT_IMAGE, ArchiveError, is_junk, safe_extract_zip,
 )
-from lab.datasets import Dataset
+from lab.dataset_base import Dataset
 from lab.images import MAX_PIXELS, ImageError, ImageLook, decoded_pixels, read_image
 
 # The decoding work one upload may ask for: its pictures' pixels added up (as decoded: a JPEG is

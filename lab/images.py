@@ -68,13 +68,16 @@ class ImageLook:
         return (self.height, self.width, self.channels)
 
 
-def to_model_range(x: np.ndarray) -> np.ndarray:
-    """Map uint8 pixels 0..255 to float32 0..1.
+# The single definition of the model's input range: a uint8 pixel p is fed as p / PIXEL_MAX, which
+# lies in MODEL_RANGE. Prediction scales with to_model_range (numpy), training with its tf.data twin
+# lab.pipeline.to_model_range; both divide by PIXEL_MAX, so they cannot drift apart.
+PIXEL_MAX = 255.0
+MODEL_RANGE = (0.0, 1.0)
 
-    This is the single definition of the model's input range: training and
-    prediction both call it, so they cannot drift apart.
-    """
-    return np.asarray(x, dtype=np.float32) / np.float32(255.0)
+
+def to_model_range(x: np.ndarray) -> np.ndarray:
+    """Map uint8 pixels 0..255 to float32 0..1 (see PIXEL_MAX)."""
+    return np.asarray(x, dtype=np.float32) / np.float32(PIXEL_MAX)
 
 
 def read_image(source, *, max_bytes: int = 20_000_000, max_pixels: int = MAX_PIXELS,

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from lab import downloads
 from lab.datasets import DatasetError
 from lab.hparams import HParams
-from lab.training import DIVERGED, TrainingError, TrainingLog
+from lab.pipeline import TrainingError
+from lab.training import DIVERGED, TrainingLog
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")

@@ -17,7 +17,6 @@ import secrets
 import shutil
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import pandas as pd
 
 from lab.hparams import HParams, validate
 from lab.images import ImageLook
-from lab.storage import TMP_PREFIX, sweep_temporary
+from lab.storage import LRU, atomic_folder, sweep_temporary
 
 
 # Ids are made here (a sortable time, then 64 random bits); anything longer is refused before the
@@ -95,16 +94,12 @@ class RunStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         sweep_temporary(self.root)
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, LoadedRun] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRU[str, LoadedRun] = LRU(cache_size)  # loaded models, with their compiled predict
 
     def save(self, *, owner: str, hparams: HParams, metrics: list[dict], model, class_names, look: ImageLook, state: str,
              dataset_title: str = "") -> str:
         """Write a run atomically (a temporary folder renamed into place); return its id."""
         run_id = new_run_id()
-        tmp = self.root / f"{TMP_PREFIX}{run_id}"
-        tmp.mkdir(parents=True)
         df = pd.DataFrame(metrics)
         val = df["val_accuracy"].dropna() if "val_accuracy" in df else pd.Series(dtype=float)
         meta = {
@@ -117,11 +112,11 @@ class RunStore:
             "val_accuracy": float(val.iloc[-1]) if len(val) else None,
             "dataset_title": dataset_title,
         }
-        (tmp / "hparams.json").write_text(json.dumps(hparams.to_dict(), indent=2))
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        df.to_csv(tmp / "metrics.csv", index=False)
-        model.save(tmp / "model.keras")
-        tmp.rename(self.root / run_id)
+        with atomic_folder(self.root / run_id) as tmp:
+            (tmp / "hparams.json").write_text(json.dumps(hparams.to_dict(), indent=2))
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            df.to_csv(tmp / "metrics.csv", index=False)
+            model.save(tmp / "model.keras")
         if self.budget is not None:  # budget.note(run_id) then says what had to go
             self.budget.after_save(self.root / run_id)
         return run_id
@@ -170,13 +165,11 @@ class RunStore:
 
     def load(self, run_id: str, owner: str | None = None) -> LoadedRun:
         """The run's model, loaded once and kept in a small LRU cache; with `owner`, only theirs."""
-        with self._lock:
-            cached = self._cache.get(run_id) if isinstance(run_id, str) else None
-            if cached is not None:
-                if owner is not None and cached.info.owner != owner:
-                    raise not_found(run_id)
-                self._cache.move_to_end(run_id)
-                return cached
+        cached = self._cache.get(run_id) if isinstance(run_id, str) else None
+        if cached is not None:
+            if owner is not None and cached.info.owner != owner:
+                raise not_found(run_id)
+            return cached
         info = self.info(run_id, owner)
         import keras
 
@@ -186,18 +179,18 @@ class RunStore:
         loaded = LoadedRun(info, keras.saving.load_model(folder / "model.keras", compile=False))
         # Build the compiled predict function now, so a student's first prediction is fast too.
         loaded.predict(np.zeros((1, *loaded.info.look.shape()), np.float32))
-        with self._lock:
-            self._cache[run_id] = loaded
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(run_id, loaded)
         return loaded
 
     def delete(self, run_id: str, owner: str | None = None) -> None:
         """Remove a run (with `owner`, only one of theirs)."""
         self.info(run_id, owner)
         shutil.rmtree(self._folder(run_id))
-        with self._lock:
-            self._cache.pop(run_id, None)
+        self.forget(run_id)
+
+    def forget(self, run_id: str) -> None:
+        """Drop a run's loaded model from memory (after its folder went: DiskBudget calls this)."""
+        self._cache.pop(run_id, None)
 
     def _folder(self, run_id: str) -> Path:
         # run ids come from browsers and API callers: only the form ids are made in names a folder

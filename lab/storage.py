@@ -1,15 +1,22 @@
 """Where runs are kept (persistent storage on a hosted Space when it has some, else local disk), and how
 much the class may keep: `DiskBudget` removes the oldest runs and datasets beyond a limit, and the
-upload limits Gradio is given."""
+upload limits Gradio is given.
+
+Also the two helpers the stores share: `atomic_folder` (write a folder completely or not at all)
+and `LRU` (a small bounded cache of loaded runs, datasets or features, safe between threads).
+Light: the standard library only.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
 from pathlib import Path
+from typing import Callable, Generic, Hashable, Iterator, TypeVar
 
 SPACE_DATA = Path("/data")  # a Hugging Face Space's persistent storage, when the Space has it
 
@@ -46,6 +53,82 @@ def sweep_temporary(root: Path) -> int:
         shutil.rmtree(folder, ignore_errors=True)
         n += 1
     return n
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Write a folder completely or not at all: yields a `.tmp-` folder beside `final` to fill, and
+    renames it to `final` when the block ends; on an error (or a kill: see sweep_temporary) the
+    temporary folder is removed and nothing appears under `final`'s name.
+    """
+    final = Path(final)
+    tmp = final.with_name(TMP_PREFIX + final.name)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        tmp.rename(final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+
+class LRU(Generic[K, V]):
+    """A dict of at most `size` entries that forgets the least recently used first; safe to share
+    between threads (every method holds one lock).
+
+    What the stores keep in memory (loaded runs, decoded datasets, backbone features); callers
+    compute a missing value outside the lock and `put` it, so two threads may both compute it.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, default: V | None = None) -> V | None:
+        """The value for `key` (now the most recently used), or `default`."""
+        with self._lock:
+            if key not in self._items:
+                return default
+            self._items.move_to_end(key)
+            return self._items[key]
+
+    def put(self, key: K, value: V) -> None:
+        """Keep `value` under `key` as the most recently used, forgetting the oldest beyond `size`."""
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def pop(self, key: K, default: V | None = None) -> V | None:
+        """Forget `key`; its value, or `default` when it was not kept."""
+        with self._lock:
+            return self._items.pop(key, default)
+
+    def discard_where(self, predicate: Callable[[K], bool]) -> int:
+        """Forget every key for which `predicate(key)` is true; returns how many."""
+        with self._lock:
+            gone = [k for k in self._items if predicate(k)]
+            for k in gone:
+                del self._items[k]
+            return len(gone)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+    def __contains__(self, key) -> bool:
+        with self._lock:
+            return key in self._items
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._items)
 
 
 SECRET_FILE = ".browser-state-key"

@@ -1,7 +1,10 @@
 """Compile and fit one job, and the callback that records metrics for the live charts.
 
-The callback records and flags; it never renders (keras `History`, `TerminateOnNaN`). It
-writes plain dicts into a `TrainingLog`, which any number of watchers can copy at once.
+`fit` reads top-down: split the data, size the batches, build the model, then train on images
+(lab.pipeline's tf.data batches, lab.augment's augmentation), or a transfer model's head on cached
+backbone features (lab.features), then optionally fine-tune. The callback records and flags; it
+never renders (keras `History`, `TerminateOnNaN`). It writes plain dicts into a `TrainingLog`,
+which any number of watchers can copy at once.
 """
 
 from __future__ import annotations
@@ -12,17 +15,21 @@ import time
 from dataclasses import dataclass, field
 
 import keras
-import numpy as np
-import tensorflow as tf
 
 from lab import augment, datasets, features
 from lab.backend import Runtime
+from lab.optimizers import OPTIMIZERS
+# The pipelines and TrainingError are lab.pipeline's; these names stay importable from here too.
+from lab.pipeline import (  # noqa: F401
+    TrainingError,
+    loss_and_metrics,
+    make_eval_pipeline,
+    make_feature_pipelines,
+    make_train_pipeline,
+    steps_per_epoch,
+)
 from models import MODELS, transfer
 
-OPTIMIZERS = {
-    "adam": lambda lr: keras.optimizers.Adam(learning_rate=lr),
-    "sgd": lambda lr: keras.optimizers.SGD(learning_rate=lr, momentum=0.9),
-}
 # Training curves get this many points per epoch at most; each read of the logs syncs the device.
 RECORDS_PER_EPOCH = 10
 DIVERGED = "the loss diverged (became NaN or infinite): try a lower learning rate"
@@ -32,10 +39,6 @@ FINE_TUNE_LR_FACTOR = 0.1
 # trains through the frozen backbone every epoch instead (benchmarks and tests compare the two).
 FEATURE_CACHE = True
 CACHE_OFF_NOTE = "backbone features are not cached: augmentation changes every image, so each epoch runs the backbone"
-
-
-class TrainingError(ValueError):
-    """The job cannot start as asked (the message says what to change)."""
 
 
 @dataclass
@@ -176,77 +179,6 @@ def steps_per_execution(steps_per_epoch: int, device_kind: str) -> int:
     return max(1, steps_per_epoch // (2 * RECORDS_PER_EPOCH))
 
 
-def steps_per_epoch(n: int, global_batch: int) -> int:
-    """Optimizer steps in one epoch of `n` training images: every image once, the last batch topped up."""
-    return -(-n // global_batch)
-
-
-def make_train_pipeline(x, y, global_batch, seed, augmenter: augment.Augmenter | None = None) -> tf.data.Dataset:
-    """Shuffled, augmented, fixed-shape batches (XLA and TPUs want static shapes), every image each epoch.
-
-    An epoch is steps_per_epoch(len(x), global_batch) full batches (see _whole_epoch_batches).
-    Augmentation (augment.build) runs here, on whole batches in parallel maps, never in the
-    model; with MixUp or CutMix on, the labels come out one-hot and mixed.
-    """
-    ds = _whole_epoch_batches(x, y, global_batch, seed)
-    ds = ds.map(_to_model_range, num_parallel_calls=tf.data.AUTOTUNE)
-    if augmenter is not None:
-        ds = augmenter.apply(ds)
-    return ds.prefetch(tf.data.AUTOTUNE)
-
-
-def make_eval_pipeline(x, y, global_batch) -> tf.data.Dataset:
-    """Every validation image exactly once, in fixed-shape batches.
-
-    The last batch is padded with zero-weight copies, so shapes stay static and the
-    padding does not count in loss or accuracy.
-    """
-    ds = tf.data.Dataset.from_tensor_slices(_padded(x, y, global_batch)).batch(global_batch, drop_remainder=True)
-    return ds.map(lambda a, b, c: (_to_model_range(a, b)[0], b, c)).cache().prefetch(tf.data.AUTOTUNE)
-
-
-def _whole_epoch_batches(x, y, global_batch, seed) -> tf.data.Dataset:
-    """(x, y) in full batches of `global_batch`, reshuffled each epoch; every row at least once an epoch.
-
-    The epoch is one random order of all n rows followed by the first few rows of that same order,
-    just enough to fill the last batch: ceil(n / global_batch) batches, the last one holding the
-    order's final rows plus some of its first (all different rows, since global_batch <= n). Those
-    top-up images are real and count fully, unlike zero-weight padding: batch norm's statistics,
-    MixUp and CutMix partners and the loss's per-batch mean all see only real training images, and
-    every step has the same batch size (so the running means Keras logs are plain means over steps).
-    For a batch larger than the data (fit() lowers it first) rows repeat to fill it.
-    """
-    n = len(x)
-    if n == 0:
-        raise ValueError("no training images")
-    steps = steps_per_epoch(n, global_batch)
-    extra = steps * global_batch - n
-    order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(n)
-    if extra:
-        # tf.tile covers extra > n as well (a batch larger than the data)
-        order = order.map(lambda p: tf.concat([p, tf.tile(p, [extra // n + 1])[:extra]], 0))
-    xs, ys = tf.constant(x), tf.constant(y)
-    ds = order.unbatch().batch(global_batch, drop_remainder=True)
-    ds = ds.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE)
-    # Keras reads the cardinality: it knows the epoch's length without running out of data
-    return ds.apply(tf.data.experimental.assert_cardinality(steps))
-
-
-def _padded(x, y, global_batch):
-    """(x, y, weights) grown to whole batches with zero-weight copies of the first row."""
-    pad = (-len(x)) % global_batch
-    w = np.concatenate([np.ones(len(x), np.float32), np.zeros(pad, np.float32)])
-    if pad:
-        x = np.concatenate([x, np.repeat(x[:1], pad, axis=0)])
-        y = np.concatenate([y, np.repeat(y[:1], pad, axis=0)])
-    return x, y, w
-
-
-def _to_model_range(x, y):
-    # Same scaling as lab.images.to_model_range (uint8 0..255 -> float 0..1); a test checks they agree.
-    return tf.cast(x, tf.float32) / 255.0, y
-
-
 def build_model(hp, data: datasets.Dataset, runtime: Runtime, steps_per_epoch: int = 1) -> keras.Model:
     """Build and compile the chosen model inside the runtime's distribution scope."""
     spe = steps_per_execution(steps_per_epoch, runtime.device_kind)
@@ -256,11 +188,11 @@ def build_model(hp, data: datasets.Dataset, runtime: Runtime, steps_per_epoch: i
         # e.g. on two GPUs; JAX's DataParallel takes several steps per call without trouble.
         spe = 1
     with runtime.scope():
-        loss, metrics = augment.loss_and_metrics(hp)  # in the scope: a metric object holds variables
+        loss, metrics = loss_and_metrics(augment.mixes(hp))  # in the scope: a metric object holds variables
         model = MODELS[hp.model].build(data.look.shape(), data.num_classes, hp)
         model.compile(
             optimizer=OPTIMIZERS[hp.optimizer](hp.learning_rate),
-            # MixUp/CutMix train on soft labels and validate on integer ones: augment picks a
+            # MixUp/CutMix train on soft labels and validate on integer ones: lab.pipeline picks a
             # loss and an "accuracy" that take both; otherwise Keras' sparse ones.
             loss=loss,
             # weighted: the zero-weight padding of the last validation batch must not count
@@ -293,21 +225,11 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
     log = log or TrainingLog()
     data = data or datasets.load(hp.dataset)
     keras.utils.set_random_seed(hp.seed)
-    train_idx, val_idx = datasets.split(data, hp.validation_split, hp.seed)
-    global_batch = hp.batch_size * runtime.replicas
-    if global_batch > len(train_idx):
-        # A class's own small dataset (20 webcam frames, say) should just train: one step per epoch.
-        per_device = len(train_idx) // runtime.replicas
-        if per_device < 1:
-            raise TrainingError(f"only {len(train_idx)} training images for {runtime.replicas} device(s): "
-                                "add pictures, or lower the validation fraction")
-        global_batch = per_device * runtime.replicas
-        log.progress["note"] = (f"batch size lowered from {hp.batch_size} to {per_device}: there are only "
-                                f"{len(train_idx)} training images")
-    steps = steps_per_epoch(len(train_idx), global_batch)  # the last batch is topped up: every image trains
+    split = datasets.split(data, hp.validation_split, hp.seed)  # (training, validation) indices
+    global_batch = _global_batch(hp, runtime, len(split[0]), log)
+    steps = steps_per_epoch(len(split[0]), global_batch)  # the last batch is topped up: every image trains
     log.progress.update(phase="building the model", replicas=runtime.replicas)
     model = build_model(hp, data, runtime, steps)
-    split = (train_idx, val_idx)
     is_transfer, augmenting = MODELS[hp.model].transfer, augment.is_active(hp, data.look)
     if is_transfer and FEATURE_CACHE and not augmenting:
         _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps)
@@ -318,6 +240,22 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
     if hp.fine_tune_epochs and log.rows and not (log.stop.is_set() or log.diverged):
         _fine_tune(hp, runtime, log, data, model, split, global_batch, steps)
     return FitResult(model, stopped=log.stop.is_set() and not log.diverged, diverged=log.diverged, class_names=data.class_names)
+
+
+def _global_batch(hp, runtime: Runtime, n_train: int, log: TrainingLog) -> int:
+    """Images per step over all replicas: the chosen batch on every device, lowered (with a note)
+    when there are fewer training images than that."""
+    global_batch = hp.batch_size * runtime.replicas
+    if global_batch <= n_train:
+        return global_batch
+    # A class's own small dataset (20 webcam frames, say) should just train: one step per epoch.
+    per_device = n_train // runtime.replicas
+    if per_device < 1:
+        raise TrainingError(f"only {n_train} training images for {runtime.replicas} device(s): "
+                            "add pictures, or lower the validation fraction")
+    log.progress["note"] = (f"batch size lowered from {hp.batch_size} to {per_device}: there are only "
+                            f"{n_train} training images")
+    return per_device * runtime.replicas
 
 
 def _fit_on_images(hp, log, data, model, split, global_batch, steps, epochs: tuple[int, int], phase: str) -> None:
@@ -346,7 +284,7 @@ def _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, st
         head = transfer.head(model)
         # The model's own optimizer: the head's variables are the model's trainable ones, so the
         # saved model carries a matching optimizer state. (No augmentation here: the sparse loss.)
-        loss, metrics = augment.loss_and_metrics(hp)
+        loss, metrics = loss_and_metrics(augment.mixes(hp))
         # A head step is tiny, so dispatch dominates: run a chart interval of steps per call (2.7x
         # faster on 2 CPU cores); the curve keeps its points. Not under MirroredStrategy (see build_model).
         spe = 1 if runtime.strategy is not None else max(1, steps // RECORDS_PER_EPOCH)
@@ -367,19 +305,8 @@ def _fine_tune(hp, runtime, log, data, model, split, global_batch, steps) -> Non
     with runtime.scope():
         transfer.unfreeze_top(model, hp.fine_tune_layers)
         # trainable flags changed: recompiling rebuilds the optimizer and the train function for them
-        loss, metrics = augment.loss_and_metrics(hp)
+        loss, metrics = loss_and_metrics(augment.mixes(hp))
         model.compile(optimizer=OPTIMIZERS[hp.optimizer](hp.learning_rate * FINE_TUNE_LR_FACTOR), loss=loss,
                       weighted_metrics=metrics, steps_per_execution=model.steps_per_execution)
     _fit_on_images(hp, log, data, model, split, global_batch, steps, (hp.epochs, hp.total_epochs), "fine-tuning")
 
-
-def make_feature_pipelines(f_train, y_train, f_val, y_val, global_batch, seed) -> tuple[tf.data.Dataset, tf.data.Dataset]:
-    """(train, validation) pipelines over precomputed feature vectors, batched like the image pipelines.
-
-    Training batches are reshuffled each epoch with fixed shapes, every vector at least once, in the
-    same order as make_train_pipeline's images (_whole_epoch_batches); validation sees every vector
-    once, its last batch padded with zero-weight copies (as make_eval_pipeline does).
-    """
-    train = _whole_epoch_batches(f_train, y_train, global_batch, seed).prefetch(tf.data.AUTOTUNE)
-    val = tf.data.Dataset.from_tensor_slices(_padded(f_val, y_val, global_batch)).batch(global_batch, drop_remainder=True)
-    return train, val.cache().prefetch(tf.data.AUTOTUNE)

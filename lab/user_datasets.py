@@ -9,6 +9,9 @@ On disk, under `root`: ``<random part>/data.npz`` (uint8 images, labels; compres
 names, counts, how the images look, what was skipped). Saves are atomic (a temporary folder
 renamed into place), so a crash never leaves half a dataset behind. With a `DiskBudget`, each
 save removes the class's oldest runs and datasets beyond it (`storage_note` says so).
+
+`Catalog` answers for every name a job may take, built-in or a student's own: `load` it, or
+`describe` it (title, look, classes, where it comes from) without loading anything.
 Part of the engine: no gradio, no keras.
 """
 
@@ -20,17 +23,16 @@ import json
 import re
 import secrets
 import shutil
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
-from lab.datasets import Dataset, DatasetError
+from lab import datasets
+from lab.dataset_base import Dataset, DatasetError
 from lab.images import ImageLook
-from lab.storage import DiskBudget, sweep_temporary
+from lab.storage import LRU, DiskBudget, atomic_folder, sweep_temporary
 
 _ID = re.compile(r"^([a-z0-9][a-z0-9_-]{0,39})@([0-9a-f]{10})$")
 MAX_DATASETS_PER_OWNER = 20  # the oldest are removed beyond this: a shared disk must not fill up
@@ -78,9 +80,7 @@ class UserDatasets:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         sweep_temporary(self.root)  # half-saved by a process that was killed mid-save
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, Dataset] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRU[str, Dataset] = LRU(cache_size)  # decoded datasets, by id
         self.budget = budget
         if budget is not None:
             budget.add_area("dataset", self.root, forget=self._forget)
@@ -110,16 +110,10 @@ class UserDatasets:
             class_names=class_names, counts={c: int(n) for c, n in zip(class_names, counts)}, look=look,
             source=source, skipped=dict(skipped or {}), created=time.time(),
         )
-        tmp = self.root / f".tmp-{key}"
-        tmp.mkdir()
-        try:
+        with atomic_folder(self.root / key) as tmp:
             np.savez_compressed(tmp / "data.npz", x=x, y=y)  # np.load reads both kinds
             meta = {**asdict(info), "look": asdict(look), "class_names": list(class_names)}
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-            tmp.rename(self.root / key)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         for old in self.list(owner)[MAX_DATASETS_PER_OWNER:]:
             self.delete(old.dataset_id, owner)
         if self.budget is not None:
@@ -132,9 +126,7 @@ class UserDatasets:
         return self.budget.note(m.group(2)) if m and self.budget is not None else ""
 
     def _forget(self, key: str) -> None:
-        with self._lock:
-            for dataset_id in [d for d in self._cache if d.endswith("@" + key)]:
-                del self._cache[dataset_id]
+        self._cache.discard_where(lambda dataset_id: dataset_id.endswith("@" + key))
 
     def add_zip(self, owner: str, zip_path, name: str = ""):
         """Unpack a student's zip of class folders into their own scratch folder, decode it and save it.
@@ -188,27 +180,22 @@ class UserDatasets:
     def load(self, dataset_id: str, owner: str | None = None) -> Dataset:
         """The dataset, decoded once and kept in a small cache (arrays are read-only)."""
         info = self.info(dataset_id, owner)
-        with self._lock:
-            if dataset_id in self._cache:
-                self._cache.move_to_end(dataset_id)
-                return self._cache[dataset_id]
+        cached = self._cache.get(dataset_id)
+        if cached is not None:
+            return cached
         with np.load(self._folder(dataset_id) / "data.npz", allow_pickle=False) as f:
             x, y = f["x"], f["y"].astype(np.int64)
         x.setflags(write=False)
         y.setflags(write=False)
         data = Dataset(dataset_id, x, y, info.class_names, info.look)
-        with self._lock:
-            self._cache[dataset_id] = data
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(dataset_id, data)
         return data
 
     def delete(self, dataset_id: str, owner: str) -> None:
         """Remove one of `owner`'s datasets (runs trained on it keep working)."""
         self.info(dataset_id, owner)
         shutil.rmtree(self._folder(dataset_id), ignore_errors=True)
-        with self._lock:
-            self._cache.pop(dataset_id, None)
+        self._cache.pop(dataset_id, None)
 
     def _folder(self, dataset_id: str) -> Path:
         m = _ID.match(dataset_id) if isinstance(dataset_id, str) else None
@@ -235,6 +222,23 @@ def _read_info(folder: Path) -> UserDatasetInfo:
     )
 
 
+@dataclass(frozen=True)
+class DatasetDescription:
+    """What a dataset is, for any name a job may take: known without loading or downloading it."""
+
+    name: str  # what a job takes: a built-in's name, or a student's dataset id
+    title: str  # what the student calls it: the built-in's name, or the name they gave their own
+    look: ImageLook
+    class_names: tuple[str, ...]
+    builtin: bool
+    description: str  # a built-in's one-line description; "" for a student's own
+    source: str  # "bundled" or "download" (built-ins), "zip" or "webcam" (a student's own)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+
 class Catalog:
     """Every dataset a job may name: the built-in registry, then the students' own.
 
@@ -246,22 +250,36 @@ class Catalog:
         self.user = user
 
     def load(self, name: str, owner: str | None = None) -> Dataset:
-        from lab import datasets
-
         if is_dataset_id(name):
             if self.user is None:
                 raise DatasetError(_missing(name))
             return self.user.load(name, owner)
         return datasets.load(name)
 
+    def describe(self, name: str, owner: str | None = None) -> DatasetDescription:
+        """What the dataset called `name` is (look, classes, where it comes from), loading nothing.
+
+        Raises:
+            DatasetError: no such dataset, or a student's own that is not `owner`'s (the same message).
+        """
+        if is_dataset_id(name):
+            if self.user is None:
+                raise DatasetError(_missing(name))
+            info = self.user.info(name, owner)
+            return DatasetDescription(name, info.name, info.look, info.class_names, builtin=False, description="",
+                                source=info.source)
+        spec = datasets.DATASETS.get(name) if isinstance(name, str) else None
+        if spec is None:
+            raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(datasets.DATASETS)}")
+        return DatasetDescription(name, name, spec.look, spec.class_names, builtin=True, description=spec.description,
+                            source="download" if spec.download_mb else "bundled")
+
     def title(self, name: str, owner: str | None = None) -> str:
         """What a student calls the dataset: a built-in's name, or the name they gave their own."""
-        if is_dataset_id(name) and self.user is not None:
-            try:
-                return self.user.info(name, owner).name
-            except DatasetError:
-                pass
-        return name.split("@")[0]
+        try:
+            return self.describe(name, owner).title
+        except DatasetError:
+            return name.split("@")[0]
 
     def check(self, name: str, owner: str) -> None:
         """Raise DatasetError when `owner` may not train on `name` (someone else's, or deleted)."""

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lab import augment, datasets, training
+from lab import augment, datasets, pipeline, training
 from lab.hparams import FIELD_BY_NAME, HParams, validate
 from lab.images import ImageLook
 
@@ -39,7 +39,7 @@ def rgb_data(n: int = 32) -> datasets.Dataset:
 
 def run(aug: augment.Augmenter, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(original as float, augmented, labels) for one batch through the pipeline's steps, unshuffled."""
-    ds = tf.data.Dataset.from_tensors((x, y)).map(training._to_model_range)
+    ds = tf.data.Dataset.from_tensors((x, y)).map(pipeline.scale_images)
     (before, _), = ds
     (after, labels), = aug.apply(ds)
     return before.numpy(), after.numpy(), labels.numpy()
@@ -107,7 +107,7 @@ def test_without_keras_cv_its_augmentations_give_a_clear_error_and_the_others_wo
     assert set(augment.available()) == set(augment.AUGMENTATIONS) - set(cv_only)
     hp = validate(augment_gridmask=0.5, augment_rotation=0.1)
     for attempt in (lambda: augment.build(hp, digits.look), lambda: augment.preview_grid(digits, hp)):
-        with pytest.raises(training.TrainingError) as e:
+        with pytest.raises(pipeline.TrainingError) as e:
             attempt()
         assert "augment_gridmask" in str(e.value) and "pip install keras-cv" in str(e.value)
         assert "Every other augmentation works" in str(e.value)

@@ -1,4 +1,24 @@
-"""The engine never imports gradio: it must run in a notebook, a script or a test without the UI."""
+"""The engine's boundaries.
+
+It never imports gradio: it must run in a notebook, a script or a test without the UI.
+
+Its modules form layers, lowest first. A module imports engine modules only from layers below its
+own (imports inside functions count), so no engine module imports one above it and there is no
+import circle of any length:
+
+    0 foundations   images, archive, storage, backend, charts, admission, optimizers (no engine imports)
+    1 shared types  dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
+                    pipeline (pixel scaling, tf.data batches, TrainingError, the loss), captures, inference
+    2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features
+    3 registry      datasets (DATASETS: the built-ins, loaded through downloads)
+    4 catalogues    user_datasets (a student's own, and Catalog over both), augment
+    5 settings      hparams (its choices come from the registries below it)
+    6 work          training, runs
+    7 queue         jobs
+
+models/ sits beside layer 0: the engine may import it, and it imports nothing from lab/.
+A new module gets a place in LAYERS below.
+"""
 
 import ast
 import subprocess
@@ -8,6 +28,88 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+LAYERS = (
+    ("images", "archive", "storage", "backend", "charts", "admission", "optimizers"),
+    ("dataset_base", "pipeline", "captures", "inference"),
+    ("downloads", "image_folder", "features"),
+    ("datasets",),
+    ("user_datasets", "augment"),
+    ("hparams",),
+    ("training", "runs"),
+    ("jobs",),
+)
+LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """The top-level package or `package.module` names a file imports anywhere (functions included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {".".join(a.name.split(".")[:2]) for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = (package + (f".{node.module}" if node.module else "")) if node.level else (node.module or "")
+            parts = base.split(".")
+            if len(parts) > 1:
+                found.add(".".join(parts[:2]))
+            else:  # from lab import training, images: each name that is a module of the package
+                found |= {f"{base}.{a.name}" for a in node.names if (ROOT / base / f"{a.name}.py").exists()} or {base}
+    return found
+
+
+def engine_imports() -> dict[str, set[str]]:
+    """lab module name -> the lab modules it imports."""
+    graph = {}
+    for path in sorted((ROOT / "lab").glob("*.py")):
+        if path.stem != "__init__":
+            graph[path.stem] = {m.split(".")[1] for m in imported_modules(path, "lab")
+                                if m.startswith("lab.") and m.split(".")[1] != path.stem}
+    return graph
+
+
+def test_every_engine_module_has_a_layer():
+    assert sorted(set(engine_imports()) - set(LAYER)) == [], "place the new module in LAYERS (and the docstring)"
+    assert sorted(set(LAYER) - set(engine_imports())) == [], "a module in LAYERS no longer exists"
+
+
+def test_no_engine_module_imports_one_in_its_own_layer_or_above():
+    offenders = [f"lab.{m} (layer {LAYER[m]}) imports lab.{d} (layer {LAYER[d]})"
+                 for m, deps in engine_imports().items() for d in sorted(deps) if m in LAYER and LAYER.get(d, 99) >= LAYER[m]]
+    assert offenders == []
+
+
+def test_no_import_circles_among_engine_modules():
+    graph, cycles = engine_imports(), []
+
+    def visit(module, path):
+        for dep in sorted(graph.get(module, ())):
+            if dep in path:
+                cycles.append(" -> ".join(path[path.index(dep):] + [dep]))
+            elif dep not in done:
+                visit(dep, path + [dep])
+        done.add(module)
+
+    done: set[str] = set()
+    for module in graph:
+        if module not in done:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_models_import_nothing_from_the_engine():
+    offenders = [f"models/{path.name}: {m}" for path in sorted((ROOT / "models").glob("*.py"))
+                 for m in sorted(imported_modules(path, "models")) if m.split(".")[0] == "lab"]
+    assert offenders == []
+
+
+def test_nobody_in_the_engine_takes_training_error_from_training():
+    """TrainingError is lab.pipeline's (lab.training re-exports it for old callers only)."""
+    offenders = []
+    for path in (ROOT / "lab").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module == "lab.training":
+                offenders += [f"{path.name}: {a.name}" for a in node.names if a.name == "TrainingError"]
+    assert offenders == []
 
 
 def test_no_engine_module_imports_gradio_in_its_source():
@@ -33,7 +135,7 @@ def test_importing_and_training_with_the_engine_loads_no_gradio():
 
 
 @pytest.mark.parametrize("module", ["lab.images", "lab.archive", "lab.image_folder", "lab.hparams", "lab.storage", "lab.datasets", "lab.downloads",
-                                    "lab.user_datasets", "lab.captures"])
+                                    "lab.user_datasets", "lab.captures", "lab.dataset_base", "lab.optimizers"])
 def test_light_engine_modules_load_no_ui_or_ml_framework(module):
     """Reading images, zips and settings must not pay for (or depend on) TensorFlow or Gradio."""
     code = (f"import sys, {module}; "

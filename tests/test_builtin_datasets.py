@@ -172,7 +172,7 @@ def test_mnist_real_loader_reads_keras_cache_in_keras_home(home, hashes, monkeyp
 
     assert hashes == [(path.resolve(), MNIST_SHA256)]  # keras.datasets.mnist found the file we wrote
     assert keras_config.keras_home() == keras_home_before  # and Keras' own setting is put back
-    assert d.name == "mnist" and d.class_names == tuple("0123456789")
+    assert d.name == "mnist" and d.class_names == tuple("0123456789") == datasets.DATASETS["mnist"].class_names
     assert d.x.dtype == np.uint8 and d.y.dtype == np.int64
     assert d.x.shape == (40, 28, 28, 1) and d.x.shape[1:] == d.look.shape()
     assert d.look.light_on_dark and d.look.fit_to_content
@@ -205,7 +205,7 @@ def test_fashion_mnist_reads_keras_idx_files(home, monkeypatch):
     monkeypatch.setenv(downloads.SUBSET_ENV, "60")
     d = datasets.load("fashion_mnist")
     assert d.class_names == ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
+                             "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot") == datasets.DATASETS["fashion_mnist"].class_names
     assert d.x.dtype == np.uint8 and d.x.shape == (60, 28, 28, 1) == (60, *d.look.shape())
     assert d.look.light_on_dark and not d.look.fit_to_content
     assert np.array_equal(d.x[:, 14, 14, 0], 20 * d.y + 10)
@@ -220,6 +220,7 @@ def test_cifar10_extracts_keras_archive_and_reads_the_batches(home, hashes, monk
     assert hashes == [(archive.resolve(), CIFAR_SHA256)]
     assert (home / "datasets" / "cifar-10-batches-py-target" / "cifar-10-batches-py" / "test_batch").is_file()
     assert d.class_names == ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+    assert d.class_names == datasets.DATASETS["cifar10"].class_names  # declared up front, without a download
     assert d.x.dtype == np.uint8 and d.x.shape == (300, 32, 32, 3) == (300, *d.look.shape())
     assert d.look.channels == 3 and not d.look.light_on_dark and not d.look.fit_to_content
     assert np.array_equal(d.x[:, 5, 5, 0], 20 * d.y + 10)  # channels last, labels aligned
@@ -232,7 +233,7 @@ def test_flowers_decode_resize_and_keep_their_class(home, monkeypatch):
     write_flowers_archive(home, counts)
     monkeypatch.setenv(downloads.SUBSET_ENV, "15")
     d = datasets.load("flowers")
-    assert d.class_names == ("daisy", "dandelion", "roses", "sunflowers", "tulips")
+    assert d.class_names == ("daisy", "dandelion", "roses", "sunflowers", "tulips") == datasets.DATASETS["flowers"].class_names
     assert d.look.shape() == (96, 96, 3) and not d.look.light_on_dark and not d.look.fit_to_content
     assert d.x.dtype == np.uint8 and d.x.shape == (15, 96, 96, 3)
     assert_stratified(d.y, counts, 15)

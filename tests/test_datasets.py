@@ -10,7 +10,7 @@ def test_digits_are_real_and_look_as_declared():
     d = datasets.load("digits")
     assert d.x.dtype == np.uint8 and d.x.shape[1:] == d.look.shape() == (8, 8, 1)
     assert len(d.x) == len(d.y) == 1797
-    assert d.class_names == tuple(str(i) for i in range(10))
+    assert d.class_names == tuple(str(i) for i in range(10)) == datasets.DATASETS["digits"].class_names
     assert sum(d.counts().values()) == 1797 and min(d.counts().values()) > 150
     assert d.look.light_on_dark  # light strokes on a dark background
     # dark background: the corners are mostly zero, the centre is not

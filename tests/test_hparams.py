@@ -56,3 +56,21 @@ def test_defaults_are_themselves_valid_and_fields_match_the_dataclass():
     for f in FIELDS:
         if f.low is not None:
             assert f.low <= f.default <= f.high, f.name
+
+
+def test_fields_are_read_off_the_one_declaration():
+    """HParams declares each setting once; FIELDS follows it, in order, with its types and defaults."""
+    import dataclasses
+
+    declared = dataclasses.fields(HParams)
+    assert [f.name for f in FIELDS] == [f.name for f in declared]
+    for f in FIELDS:
+        assert type(f.default) is f.kind and getattr(HParams(), f.name) == f.default, f.name
+        assert f.kind in (str, int, float, bool) and f.label and f.help, f.name
+    hp = HParams(model="small_cnn", epochs=3)  # keyword construction and attribute access as before
+    assert (hp.model, hp.epochs, hp.total_epochs) == ("small_cnn", 3, 3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hp.epochs = 4
+    from lab.optimizers import OPTIMIZERS
+
+    assert FIELDS[[f.name for f in FIELDS].index("optimizer")].choices() == list(OPTIMIZERS)

@@ -50,7 +50,7 @@ def test_a_loaded_run_in_the_cache_is_still_owner_checked(tmp_path):
     store = RunStore(tmp_path)
     run_id = save_run(store, "alice")
     loaded = type("Loaded", (), {"info": store.info(run_id)})()
-    store._cache[run_id] = loaded  # as if alice had just predicted with it
+    store._cache.put(run_id, loaded)  # as if alice had just predicted with it
     assert store.load(run_id, "alice") is loaded
     with pytest.raises(RunNotFound):
         store.load(run_id, "bob")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from lab import datasets, images, training
+from lab import datasets, images, pipeline, training
 from lab.hparams import validate
 from models import MODELS
 
@@ -117,6 +117,8 @@ def test_pipeline_scaling_is_the_same_as_the_try_tabs():
     batch = next(iter(ds))[0].numpy()
     expected = images.to_model_range(x)
     assert np.allclose(np.sort(batch.ravel()), np.sort(expected.ravel()))
+    # one scale, two twins: tf.data's (training, features) and numpy's (prediction) agree to the bit
+    assert np.array_equal(pipeline.to_model_range(x).numpy(), expected)
 
 
 def test_eval_pipeline_pads_to_static_batches_with_zero_weight():

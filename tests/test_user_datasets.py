@@ -97,6 +97,34 @@ def test_hparams_accept_dataset_ids_by_form_only():
     assert slug("  Ça va / Dogs ") == "a-va-dogs" and slug("!!!") == "my-images"
 
 
+def test_the_catalog_describes_every_dataset_without_loading_it(tmp_path, monkeypatch):
+    from lab import datasets
+
+    monkeypatch.setattr(datasets, "load", lambda name: pytest.fail("describe must not load anything"))
+    store = UserDatasets(tmp_path)
+    monkeypatch.setattr(store, "load", lambda *a: pytest.fail("describe must not load anything"))
+    x, y = arrays()
+    info = store.add("alice", "My Pets", x, y, ("cats", "dogs"), LOOK, source="webcam")
+    catalog = Catalog(store)
+    own = catalog.describe(info.dataset_id, "alice")
+    assert (own.name, own.title, own.look, own.class_names, own.num_classes) == (info.dataset_id, "My Pets", LOOK, ("cats", "dogs"), 2)
+    assert not own.builtin and own.source == "webcam" and own.description == ""
+    for name, spec in datasets.DATASETS.items():  # a built-in is described from its declaration: no download
+        about = catalog.describe(name, "alice")
+        assert about.builtin and about.title == name and about.look == spec.look and about.num_classes == spec.num_classes
+        assert about.description == spec.description and about.source == ("download" if spec.download_mb else "bundled")
+    assert catalog.describe("cifar10").class_names[:2] == ("airplane", "automobile")
+    # someone else's, a deleted one, an unknown name: the same refusal a missing one gets
+    for name, owner in ((info.dataset_id, "bob"), ("pets@0123456789", "alice"), ("imagenet", "alice"), (None, "alice")):
+        with pytest.raises(DatasetError):
+            catalog.describe(name, owner)
+    with pytest.raises(DatasetError, match="No dataset"):
+        Catalog().describe(info.dataset_id, "alice")
+    # title: a thin use of describe, never raising
+    assert catalog.title(info.dataset_id, "alice") == "My Pets" and catalog.title("digits") == "digits"
+    assert catalog.title(info.dataset_id, "bob") == "my-pets" and catalog.title("imagenet") == "imagenet"
+
+
 def test_jobs_refuse_someone_elses_dataset_and_train_on_your_own(tmp_path, runtime):
     from lab import runs as runs_mod
 
