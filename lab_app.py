@@ -52,7 +52,6 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
     from lab.admission import NEW_PER_ADDRESS, Admission
     from lab.captures import CaptureStore
-    from lab.hparams import FIELDS
     from lab.jobs import MAX_QUEUE, JobManager
     from lab.runs import RunStore
     from lab.storage import DELETE_CACHE, DiskBudget, choose_runs_dir, persistent_secret
@@ -98,16 +97,18 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
         wire_capture_tab(capture_tab, services, session, captures, [train_tab.control("dataset"), data_tab.dataset],
                          demo)
 
-        dataset_index = [f.name for f in FIELDS].index("dataset")
+        train_dataset = train_tab.control("dataset")
 
-        def on_load(s, request: gr.Request):
-            s, *rest = reattach(services, s, dict(request.query_params) if request else None)
+        def on_load(state, request: gr.Request):
+            update = reattach(train_tab, services, session, state, dict(request.query_params) if request else None)
+            state = update[session]
             # The dataset dropdowns list the student's own datasets too; a job's may be one of them.
-            chosen = rest[5 + dataset_index]
-            train_dd = dataset_dropdown(services, s, chosen if isinstance(chosen, str) else None)
-            rest[5 + dataset_index] = train_dd
+            chosen = update.get(train_dataset)
+            update[train_dataset] = dataset_dropdown(services, state, chosen if isinstance(chosen, str) else None)
             # The Data tab's dropdown: the same choices (listing them reads every dataset's metadata).
-            return (s, *rest, run_choices(services, s), gr.Dropdown(choices=train_dd.choices))
+            update[data_tab.dataset] = gr.Dropdown(choices=update[train_dataset].choices)
+            update[try_tab.run_dropdown] = run_choices(services, state)
+            return update
 
         demo.load(on_load, session,
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,

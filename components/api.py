@@ -44,13 +44,13 @@ def register_api(services: Services) -> None:
             job = services.jobs.submit(owner, hp)
         except (HParamsError, JobError) as e:
             raise gr.Error(str(e)) from None
-        snap = services.jobs.snapshot(job.job_id, owner)
-        return {"job_id": job.job_id, "state": snap["state"], "position": snap["position"], "hparams": hp.to_dict()}
+        view = services.jobs.view(job.job_id, owner)
+        return {"job_id": job.job_id, "state": view.state, "position": view.position, "hparams": hp.to_dict()}
 
     def job_status(job_id: str, request: gr.Request = None) -> dict:
         """State (queued, running, done, stopped, failed), metrics so far, message and run_id (your jobs only)."""
         try:
-            return services.jobs.snapshot(job_id, owner_of(request))
+            return services.jobs.view(job_id, owner_of(request)).to_json()
         except JobError as e:
             raise gr.Error(str(e)) from None
 

@@ -3,20 +3,20 @@ the chosen model's size and layers, and a preview of the augmentation."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import gradio as gr
 
 from lab import charts, datasets
-from lab.hparams import FIELDS, HParams, HParamsError, validate
+from lab.contract import JobView
+from lab.hparams import FIELDS, HParams, HParamsError, number_text, validate
 from lab.jobs import JobError
 
 from components.pictures import picture_box, picture_html
 from components.services import Services, ensure_client
 
 POLL_SECONDS = 0.5
-ELEM_IDS = {"dataset": "dataset-dropdown", "model": "model-dropdown", "learning_rate": "lr-slider",
+ELEM_IDS = {"dataset": "dataset-dropdown", "model": "model-dropdown", "learning_rate": "lr-dropdown",
             "batch_size": "batch-slider", "epochs": "epochs-slider"}
 AUGMENT_COLUMNS = 3
 CHART_HELP = ("Charts: the blue line is the loss/accuracy on the training images, several points an epoch, each the "
@@ -31,7 +31,6 @@ GROUPS = {"augment": "Augmentation (random changes to training images)",
 @dataclass
 class TrainTab:
     controls: list  # one component per lab.hparams.FIELDS entry, in that order
-    lr_readout: gr.Markdown
     model_info: gr.Markdown
     model_layers: gr.Code
     preview_button: gr.Button
@@ -56,28 +55,35 @@ def _control(f, value, unavailable: str = ""):
     common = dict(label=f.label, info=f"{f.help} {unavailable}".strip(), elem_id=ELEM_IDS.get(f.name, f"hp-{f.name}"))
     if unavailable:
         common["interactive"] = False
+    if f.ladder:  # exact values, the value itself on the control; a typed value in range is kept too
+        return gr.Dropdown(choices=ladder_choices(f, value), value=value, allow_custom_value=True, **common)
     if f.choices is not None:
         return gr.Dropdown(choices=f.choices(), value=value, **common)
     if f.kind is bool:
         return gr.Checkbox(value=value, **common)
-    if f.log:  # sliders are linear: move the exponent instead
-        return gr.Slider(math.log10(f.low), math.log10(f.high), value=round(math.log10(value), 1), step=0.1,
-                         **{**common, "label": f"{f.label} (log₁₀)"})
     if f.name == "seed":
         return gr.Number(value=value, precision=0, minimum=f.low, maximum=f.high, **common)
     return gr.Slider(f.low, f.high, value=value, step=f.step, **common)
 
 
+def ladder_choices(f, value=None) -> list[tuple[str, float]]:
+    """(label, value) pairs of a ladder field; a value that is not on the ladder (from a link, or
+    typed) is offered too, marked, so it is shown and kept exactly."""
+    choices = [(number_text(v), v) for v in f.ladder]
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value not in f.ladder:
+        choices.append((f"{number_text(value)} (not on the ladder)", value))
+    return sorted(choices, key=lambda c: c[1])
+
+
 def values_to_hparams(values) -> HParams:
-    """Control values (FIELDS order) -> validated HParams; the log slider is turned back into a rate."""
-    raw = {}
-    for f, v in zip(FIELDS, values):
-        raw[f.name] = round(10 ** v, 8) if f.log and isinstance(v, (int, float)) else v
-    return validate(raw)
+    """Control values (FIELDS order) -> validated HParams (a typed learning rate arrives as text)."""
+    return validate({f.name: v for f, v in zip(FIELDS, values)})
 
 
 def hparams_to_values(hp: HParams) -> list:
-    return [round(math.log10(getattr(hp, f.name)), 1) if f.log else getattr(hp, f.name) for f in FIELDS]
+    """Control updates showing `hp` (FIELDS order): a ladder's off-ladder value joins its choices."""
+    return [gr.Dropdown(choices=ladder_choices(f, getattr(hp, f.name)), value=getattr(hp, f.name)) if f.ladder
+            else getattr(hp, f.name) for f in FIELDS]
 
 
 def create_train_tab(defaults: HParams | None = None) -> TrainTab:
@@ -92,8 +98,6 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
                 if f.group != "main":
                     continue
                 controls[f.name] = _control(f, getattr(hp, f.name))
-                if f.log:
-                    lr_readout = gr.Markdown(f"learning rate = **{getattr(hp, f.name):.2g}**")
                 if f.name == "model":
                     model_info = gr.Markdown(elem_id="model-info")
                     with gr.Accordion("The model's layers", open=False):
@@ -128,48 +132,38 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
             for f in FIELDS:
                 if f.group == "transfer":
                     controls[f.name] = _control(f, getattr(hp, f.name))
-    return TrainTab([controls[f.name] for f in FIELDS], lr_readout, model_info, model_layers, preview_button,
+    return TrainTab([controls[f.name] for f in FIELDS], model_info, model_layers, preview_button,
                     preview_text, preview_image, train_button, stop_button, status, loss_plot, accuracy_plot,
                     gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1))
 
 
-def status_markdown(snap: dict) -> str:
-    """One status line for a job snapshot: queue place, then epoch, step, speed, accelerator."""
-    state, p = snap["state"], snap["progress"]
-    epochs = _total_epochs(snap["hparams"])
-    if state == "queued":
-        if snap["position"] <= 1:
+def status_markdown(view: JobView) -> str:
+    """One status line for a job: queue place, then epoch, step, speed, accelerator."""
+    p = view.progress
+    if view.state == "queued":
+        if view.position <= 1:
             return "⏳ **Queued**: next in line; training starts as soon as the accelerator is free."
-        return (f"⏳ **Queued**: place {snap['position']} of {snap['queue_length']}. Training starts when the "
-                f"{snap['position'] - 1} job{'s' * (snap['position'] > 2)} ahead finish{'es' * (snap['position'] == 2)}.")
-    if state == "running":
-        if "epoch" not in p:
-            done = f" {p['fraction']:.0%}" if isinstance(p.get("fraction"), (int, float)) else ""
-            return f"⚙️ **Preparing**: {p.get('phase', 'starting')}…{done}"
-        speed = f" · {p['images_per_sec']:,.0f} images/s" if p.get("images_per_sec") else ""
-        accel = f" · {p['accelerator']}" if p.get("accelerator") else ""
-        doing = "Fine-tuning" if p.get("phase") == "fine-tuning" else "Training"
-        note = f" · {p['note']}" if p.get("note") else ""
-        return f"🏃 **{doing}**: epoch {p['epoch']:.1f} of {epochs} · step {p['step']}{speed}{accel}{note}"
-    val = [r["val_accuracy"] for r in snap["metrics"] if r.get("val_accuracy") is not None]
-    acc = f" Validation accuracy **{val[-1]:.1%}**." if val else ""
-    icon = {"done": "✅", "stopped": "⏹️", "failed": "⚠️"}.get(state, "")
-    return f"{icon} **{state.capitalize()}**: {snap['message']}.{acc}".replace("..", ".")
+        ahead = view.position - 1
+        return (f"⏳ **Queued**: place {view.position} of {view.queue_length}. Training starts when the "
+                f"{ahead} job{'s' * (ahead > 1)} ahead finish{'es' * (ahead == 1)}.")
+    if view.state == "running":
+        if p.epoch is None:
+            done = f" {p.fraction:.0%}" if p.fraction is not None else ""
+            return f"⚙️ **Preparing**: {p.phase or 'starting'}…{done}"
+        speed = f" · {p.images_per_sec:,.0f} images/s" if p.images_per_sec else ""
+        accel = f" · {p.accelerator}" if p.accelerator else ""
+        doing = "Fine-tuning" if p.phase == "fine-tuning" else "Training"
+        note = f" · {p.note}" if p.note else ""
+        return f"🏃 **{doing}**: epoch {p.epoch:.1f} of {view.total_epochs} · step {p.step}{speed}{accel}{note}"
+    acc = f" Validation accuracy **{view.val_accuracy:.1%}**." if view.val_accuracy is not None else ""
+    icon = {"done": "✅", "stopped": "⏹️", "failed": "⚠️"}.get(view.state, "")
+    return f"{icon} **{view.state.capitalize()}**: {view.message}.{acc}".replace("..", ".")
 
 
-def _total_epochs(hparams: dict) -> int:
-    return int(hparams.get("epochs", 0)) + int(hparams.get("fine_tune_epochs", 0) or 0)
-
-
-def _figures(snap: dict):
-    return figures(snap["metrics"], snap["hparams"])
-
-
-def figures(rows, hparams: dict):
+def figures(rows, hp: HParams):
     """Loss and accuracy charts for a job's rows, the x axis spanning all its planned epochs."""
-    ft = int(hparams["epochs"]) if hparams.get("fine_tune_epochs") else None
-    total = _total_epochs(hparams)
-    return charts.loss_figure(rows, total, ft), charts.accuracy_figure(rows, total, ft)
+    ft = hp.epochs if hp.fine_tune_epochs else None
+    return charts.loss_figure(rows, hp.total_epochs, ft), charts.accuracy_figure(rows, hp.total_epochs, ft)
 
 
 def describe_model(services: Services, name: str, dataset: str, session) -> tuple[str, str]:
@@ -195,68 +189,65 @@ def describe_model(services: Services, name: str, dataset: str, session) -> tupl
 
 
 def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, run_dropdown, run_choices) -> None:
-    """Connect Train, Stop and the live poll.
+    """Connect Train, Stop and the live poll. Every handler answers {component: update}.
 
     Args:
         run_dropdown: the Try tab's run picker, refreshed when a job saves a run.
         run_choices: session -> gr.Dropdown update listing the student's runs, newest selected.
     """
+    charts_of = (tab.loss_plot, tab.accuracy_plot)
 
-    def show_lr(exponent):
-        return f"learning rate = **{10 ** exponent:.2g}**"
-
-    def train(request: gr.Request, session, *values):
-        session = ensure_client(session)
+    def train(request: gr.Request, state, *values):
+        state = ensure_client(state)
         try:
             hp = values_to_hparams(values)
-            services.admit(session["client"], request)
-            job = services.jobs.submit(session["client"], hp)
+            services.admit(state["client"], request)
+            job = services.jobs.submit(state["client"], hp)
         except (HParamsError, JobError, gr.Error) as e:
-            message = e.message if isinstance(e, gr.Error) else str(e)
-            # No toast: the status line says it, next to the button (the running job's line comes back
-            # with the next poll). Skip the timer: a refused second Train must not stop the watch on it.
-            return session, f"⚠️ {message}", gr.skip(), gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        session["job"] = job.job_id
-        snap = services.jobs.snapshot(job.job_id, session["client"])
-        return (session, status_markdown(snap), *_figures(snap), gr.Timer(active=True), len(snap["metrics"]),
-                share_link_markdown(hp))
+            # No toast: the status line says it, next to the button (a running job's line comes back with
+            # the next poll); the timer is left alone, so a refused second Train keeps watching the first.
+            return {session: state, tab.status: f"⚠️ {e.message if isinstance(e, gr.Error) else e}"}
+        state["job"] = job.job_id
+        view = services.jobs.view(job.job_id, state["client"])
+        return {session: state, tab.status: status_markdown(view), **dict(zip(charts_of, figures(view.rows, hp))),
+                tab.timer: gr.Timer(active=True), tab.seen: len(view.rows), tab.share_link: share_link_markdown(hp)}
 
-    def stop(session):
-        session = ensure_client(session)
+    def stop(state):
+        state = ensure_client(state)
         try:
-            job = services.jobs.stop(session["job"], session["client"])
+            job = services.jobs.stop(state["job"], state["client"])
         except JobError:
             return "Nothing to stop: no job is running for you."
         if job.state == "running":
             return "⏹️ **Stopping** after the current step…"
-        # already ended: keep its summary line
-        return status_markdown(services.jobs.snapshot(session["job"], session["client"]))
+        return status_markdown(services.jobs.view(state["job"], state["client"]))  # already ended: its summary
 
-    def poll(session, seen):
+    def poll(state, seen):
         """Called by the timer: redraw only when there is something new."""
-        session = ensure_client(session)
+        state = ensure_client(state)
         try:
-            snap = services.jobs.snapshot(session["job"], session["client"])
+            view = services.jobs.view(state["job"], state["client"])
         except JobError:
-            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), seen, gr.skip()
-        active = snap["state"] in ("queued", "running")
-        n = len(snap["metrics"])
-        figs = _figures(snap) if n != seen or not active else (gr.skip(), gr.skip())
-        saved = run_choices(session) if not active and snap["run_id"] else gr.skip()
-        return status_markdown(snap), *figs, gr.Timer(active=active), n, saved
+            return {tab.timer: gr.Timer(active=False)}
+        update = {tab.status: status_markdown(view), tab.timer: gr.Timer(active=view.active), tab.seen: len(view.rows)}
+        if len(view.rows) != seen or not view.active:
+            update.update(zip(charts_of, figures(view.rows, view.hparams)))
+        if not view.active and view.run_id:
+            update[run_dropdown] = run_choices(state)
+        return update
 
-    model, lr, dataset = tab.control("model"), tab.control("learning_rate"), tab.control("dataset")
+    model, dataset = tab.control("model"), tab.control("dataset")
     for trigger in (model, dataset):
         trigger.change(lambda m, d, s: describe_model(services, m, d, s), [model, dataset, session],
                        [tab.model_info, tab.model_layers], api_visibility="private")
 
-    def preview(session, *values):
+    def preview(state, *values):
         """The same training images, augmented several times, with the knobs as they are now."""
         from lab import augment
 
         try:
             hp = values_to_hparams(values)
-            data = services.jobs.catalog.load(hp.dataset, ensure_client(session)["client"])
+            data = services.jobs.catalog.load(hp.dataset, ensure_client(state)["client"])
             grid = augment.preview_grid(data, hp)
         except (HParamsError, datasets.DatasetError, ValueError) as e:
             return f"⚠️ {e}", None
@@ -266,12 +257,11 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
 
     tab.preview_button.click(preview, [session, *tab.controls], [tab.preview_text, tab.preview_image],
                              api_visibility="private", concurrency_limit=2)
-    lr.change(show_lr, lr, tab.lr_readout, api_visibility="private", show_progress="hidden")
-    outputs = [session, tab.status, tab.loss_plot, tab.accuracy_plot, tab.timer, tab.seen, tab.share_link]
+    outputs = [session, tab.status, *charts_of, tab.timer, tab.seen, tab.share_link]
     tab.train_button.click(train, [session, *tab.controls], outputs, api_visibility="private", concurrency_limit=None)
     tab.stop_button.click(stop, session, tab.status, api_visibility="private", concurrency_limit=None)
-    # Polls are cheap reads of a snapshot: no concurrency limit, no spinner.
-    tab.timer.tick(poll, [session, tab.seen], [tab.status, tab.loss_plot, tab.accuracy_plot, tab.timer, tab.seen, run_dropdown],
+    # Polls are cheap reads of a job view: no concurrency limit, no spinner.
+    tab.timer.tick(poll, [session, tab.seen], [tab.status, *charts_of, tab.timer, tab.seen, run_dropdown],
                    api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
 
@@ -291,43 +281,44 @@ def share_link_markdown(hp: HParams, replaced: bool = False) -> str:
     return f"🔗 [Link to these settings](?{hp.to_query()}) to share with the class"
 
 
-def reattach(services: Services, session: dict, query: dict | None = None):
+def reattach(tab: TrainTab, services: Services, session: gr.BrowserState, state, query: dict | None = None) -> dict:
     """On page load: the student's last job (running or finished) with its whole curve and knobs.
 
     Hyperparameters in the page's URL (a shared experiment link) fill the controls, and win over
     the last job's or run's settings (the status says so); the curve is still the last one, and
-    its "Link to these settings" comes back with it. Returns (session, status, loss, accuracy,
-    timer, seen, *control values, share link).
+    its "Link to these settings" comes back with it. Returns {component: update}, `session` included.
     """
-    session = ensure_client(session)
+    state = ensure_client(state)
+    update = {session: state, tab.timer: gr.Timer(active=False)}
     shared = {k: v for k, v in (query or {}).items() if k in {f.name for f in FIELDS}}
-    link_values, link_note = None, ""
+    link_hp, link_note = None, ""
     if shared:
         try:
-            link_values = hparams_to_values(HParams.from_query(shared))
+            link_hp = HParams.from_query(shared)
         except HParamsError as e:
             link_note = f"⚠️ The link's settings were not used: {e}"
     try:
-        snap = services.jobs.snapshot(session["job"], session["client"])
+        view = services.jobs.view(state["job"], state["client"])
     except JobError:
-        snap = None
-    if snap is not None:
-        hp = validate(snap["hparams"])
-        active = snap["state"] in ("queued", "running")
-        status, figs, timer, seen = status_markdown(snap), _figures(snap), gr.Timer(active=active), len(snap["metrics"])
+        view = None
+    if view is not None:
+        hp, rows, status = view.hparams, view.rows, status_markdown(view)
+        update[tab.timer] = gr.Timer(active=view.active)
     else:
-        latest = services.runs.latest(session["client"])
+        latest = services.runs.latest(state["client"])
         if latest is None:
-            if link_values is not None:
-                link_note = f"{LINK_LOADED}. Press **Train** to start."
-            return (session, link_note or "Press **Train** to start.", gr.skip(), gr.skip(), gr.Timer(active=False), -1,
-                    *(link_values or [gr.skip()] * len(FIELDS)), gr.skip())
-        hp = latest.hparams
-        df = services.runs.metrics(latest.run_id)
-        status = f"Your last run **{latest.run_id}** ({latest.state}; the app has restarted since)."
-        figs, timer, seen = figures(df, hp.to_dict()), gr.Timer(active=False), len(df)
-    if link_values is not None:
+            if link_hp is not None:
+                update.update(zip(tab.controls, hparams_to_values(link_hp)))
+            update[tab.status] = link_note or (f"{LINK_LOADED}. Press **Train** to start." if link_hp else
+                                               "Press **Train** to start.")
+            update[tab.seen] = -1
+            return update
+        hp, rows = latest.hparams, services.runs.metrics(latest.run_id, state["client"])  # a DataFrame
+        status = f"Your last run: **{latest.title()}** (the app has restarted since)."
+    if link_hp is not None:
         link_note = LINK_REPLACED
-    status = f"{status}\n\n{link_note}" if link_note else status
-    return (session, status, *figs, timer, seen, *(link_values or hparams_to_values(hp)),
-            share_link_markdown(hp, replaced=link_values is not None))
+    update.update(zip(tab.controls, hparams_to_values(link_hp or hp)))
+    update.update(zip((tab.loss_plot, tab.accuracy_plot), figures(rows, hp)))
+    update.update({tab.status: f"{status}\n\n{link_note}" if link_note else status, tab.seen: len(rows),
+                   tab.share_link: share_link_markdown(hp, replaced=link_hp is not None)})
+    return update

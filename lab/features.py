@@ -55,7 +55,7 @@ class _Progress(keras.callbacks.Callback):
         self.log, self.batches = log, batches
 
     def on_predict_batch_end(self, batch, logs=None):
-        self.log.progress["fraction"] = round(min(1.0, (batch + 1) / self.batches), 3)
+        self.log.progress.fraction = round(min(1.0, (batch + 1) / self.batches), 3)
         if self.log.stop.is_set():
             self.model.stop_predicting = True
 

@@ -10,6 +10,7 @@ models, optimizers) are looked up lazily, so importing this module imports no fr
 from __future__ import annotations
 
 import dataclasses
+import decimal
 import math
 import typing
 import urllib.parse
@@ -35,7 +36,9 @@ class Field:
     low: float | None = None
     high: float | None = None
     step: float | None = None
-    log: bool = False  # shown on a log scale (learning rate)
+    # Exact values the control offers (the learning rate's ladder, as in TF Playground): the value
+    # shown is the value trained, and a link round-trips exactly. Other values in range stay valid.
+    ladder: tuple[float, ...] | None = None
     choices: Callable[[], list[str]] | None = None
     # Values accepted beyond `choices` (a student's own dataset id); checked for existence later.
     also_valid: Callable[[str], bool] | None = None
@@ -46,10 +49,19 @@ def setting(default: Any, label: str, help: str, low: float | None = None, high:
             step: float | None = None, **more: Any) -> Any:
     """One HParams field: its default, and (kept for `FIELDS`) how it is shown and checked.
 
-    `more` takes Field's other options: log, choices, also_valid, group.
+    `more` takes Field's other options: ladder, choices, also_valid, group.
     """
     return dataclasses.field(default=default, metadata={"setting": dict(label=label, help=help, low=low, high=high,
                                                                         step=step, **more)})
+
+
+LEARNING_RATES = (0.00001, 0.00003, 0.0001, 0.0003, 0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def number_text(value: float) -> str:
+    """A number as a student reads it: 0.00001, not 1e-05 (and as exact as the float itself)."""
+    text = format(decimal.Decimal(repr(float(value))), "f")  # repr: the shortest text that reads back exactly
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _datasets() -> list[str]:
@@ -83,7 +95,7 @@ class HParams:
     dataset: str = setting("digits", "Dataset", "The images to learn from.", choices=_datasets, also_valid=_is_user_dataset)
     model: str = setting("mlp", "Model", "The network architecture.", choices=_models)
     optimizer: str = setting("adam", "Optimizer", "How the weights are updated from the gradient.", choices=_optimizers)
-    learning_rate: float = setting(3e-3, "Learning rate", "Size of each update step. Too high and the loss diverges; too low and nothing happens.", 1e-5, 1.0, log=True)
+    learning_rate: float = setting(3e-3, "Learning rate", "Size of each update step. Too high and the loss diverges; too low and nothing happens.", 1e-5, 1.0, ladder=LEARNING_RATES)
     batch_size: int = setting(32, "Batch size", "Images per update step (per device).", 1, 1024, 1)
     epochs: int = setting(15, "Epochs", "Passes over the training images.", 1, 200, 1)
     validation_split: float = setting(0.2, "Validation fraction", "Share of images held out to measure accuracy on unseen data.", 0.05, 0.5, 0.05)

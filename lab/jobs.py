@@ -18,13 +18,13 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from lab import downloads
+from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
 from lab.hparams import HParams
 from lab.pipeline import TrainingError
 from lab.training import DIVERGED, TrainingLog
 
 log = logging.getLogger(__name__)
-ACTIVE = ("queued", "running")
 MAX_QUEUE = 100  # jobs waiting at once for the whole class (a lecture hall); the teacher can raise it
 
 
@@ -127,20 +127,15 @@ class JobManager:
         with self._cv:
             return self._queue.index(job_id) + 1 if job_id in self._queue else 0
 
-    def snapshot(self, job_id: str, owner: str | None = None) -> dict:
-        """A copy of the job's state and metrics that the caller may keep and render."""
+    def view(self, job_id: str, owner: str | None = None) -> JobView:
+        """A typed copy of the job (lab.contract.JobView) that the caller may keep and render."""
         job = self.get(job_id, owner)
-        return {
-            "job_id": job.job_id,
-            "state": job.state,
-            "message": job.message,
-            "run_id": job.run_id,
-            "position": self.position(job_id),
-            "queue_length": len(self._queue),
-            "progress": dict(job.log.progress),
-            "metrics": job.log.snapshot(),
-            "hparams": job.hparams.to_dict(),
-        }
+        with self._cv:
+            position = self._queue.index(job_id) + 1 if job_id in self._queue else 0
+            queue_length = len(self._queue)
+        return JobView(job_id=job.job_id, state=job.state, message=job.message, run_id=job.run_id,
+                       position=position, queue_length=queue_length, progress=job.log.progress.copy(),
+                       rows=job.log.snapshot(), hparams=job.hparams)
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job has ended (tests and scripts)."""
@@ -175,40 +170,39 @@ class JobManager:
         from lab import training
 
         train = self._train or training.fit
-        job.log.progress["phase"] = "starting the accelerator"
-        runtime = self._runtime()
-        job.log.progress["accelerator"] = runtime.summary()
-        job.log.progress["phase"] = "loading the dataset"
         progress = job.log.progress
+        progress.phase = "starting the accelerator"
+        runtime = self._runtime()
+        progress.update(accelerator=runtime.summary(), phase="loading the dataset")
 
         def downloading(title: str, fraction: float) -> None:
             progress.update(phase=f"downloading {title} (once; later runs reuse it)", fraction=round(fraction, 3))
 
         with downloads.reporting(downloading):
             data = self.catalog.load(job.hparams.dataset, job.owner)
-        progress.pop("fraction", None)
+        progress.fraction = None
         result = train(job.hparams, runtime, job.log, data=data)
         if not job.log.rows:
             job.state = "failed" if result.diverged else "stopped"
             job.message = DIVERGED if result.diverged else "stopped before the first measurement; nothing to keep"
             return
         state = "diverged" if result.diverged else "stopped" if result.stopped else "done"
-        job.log.progress["phase"] = "saving the run"
+        progress.phase = "saving the run"
         job.run_id = self.runs.save(
             owner=job.owner, hparams=job.hparams, metrics=job.log.snapshot(), model=result.model,
             class_names=result.class_names, look=data.look, state=state,
             dataset_title=self.catalog.title(job.hparams.dataset, job.owner),
         )
         if result.diverged:
-            job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as run {job.run_id}."
+            job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as a run you can try."
         elif result.stopped:
-            job.state, job.message = "stopped", f"the partial run {job.run_id} was kept and can be tried"
+            job.state, job.message = "stopped", "the partial run was kept: try it in the Try tab"
         else:
-            job.state, job.message = "done", f"saved as run {job.run_id}"
+            job.state, job.message = "done", "saved: try it in the Try tab"
         budget = getattr(self.runs, "budget", None)  # lab.storage.DiskBudget: the class's storage was full
         if budget is not None and (note := budget.note(job.run_id)):
             job.message = f"{job.message.rstrip('.')}. {note}"
-        job.log.progress["phase"] = job.state
+        progress.phase = job.state
 
     def _forget_old(self) -> None:
         ended = [j for j in self._jobs.values() if j.state not in ACTIVE]

@@ -18,6 +18,7 @@ import keras
 
 from lab import augment, datasets, features
 from lab.backend import Runtime
+from lab.contract import Progress
 from lab.optimizers import OPTIMIZERS
 # The pipelines and TrainingError are lab.pipeline's; these names stay importable from here too.
 from lab.pipeline import (  # noqa: F401
@@ -47,7 +48,7 @@ class TrainingLog:
 
     rows: list[dict] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
-    progress: dict = field(default_factory=dict)
+    progress: Progress = field(default_factory=Progress)  # lab.contract: what the job is doing now
     diverged: bool = False
 
     def snapshot(self) -> list[dict]:
@@ -92,8 +93,8 @@ class MetricsCallback(keras.callbacks.Callback):
         self._first_epoch = True
         self.log.progress.update(phase=self.phase, steps_per_epoch=self.steps_per_epoch)
         # a follow-up fit (fine-tuning) keeps the position the previous one reached
-        self.log.progress.setdefault("epoch", 0)
-        self.log.progress.setdefault("step", 0)
+        if self.log.progress.epoch is None:
+            self.log.progress.update(epoch=0, step=0)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
@@ -164,7 +165,7 @@ class MetricsCallback(keras.callbacks.Callback):
         if not val and step_in_epoch > s0:
             # Averaged over this epoch's training steps: steadier than one interval, and free of
             # compilation and of validation passes.
-            self.log.progress["images_per_sec"] = round((step_in_epoch - s0) * self.global_batch / max(now - t0, 1e-9), 1)
+            self.log.progress.images_per_sec = round((step_in_epoch - s0) * self.global_batch / max(now - t0, 1e-9), 1)
         self.log.rows.append(row)
         return row
 
@@ -235,7 +236,7 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
         _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps)
     else:
         if is_transfer and augmenting:
-            log.progress["note"] = CACHE_OFF_NOTE
+            log.progress.note = CACHE_OFF_NOTE
         _fit_on_images(hp, log, data, model, split, global_batch, steps, (0, hp.epochs), "training")
     if hp.fine_tune_epochs and log.rows and not (log.stop.is_set() or log.diverged):
         _fine_tune(hp, runtime, log, data, model, split, global_batch, steps)
@@ -253,7 +254,7 @@ def _global_batch(hp, runtime: Runtime, n_train: int, log: TrainingLog) -> int:
     if per_device < 1:
         raise TrainingError(f"only {n_train} training images for {runtime.replicas} device(s): "
                             "add pictures, or lower the validation fraction")
-    log.progress["note"] = (f"batch size lowered from {hp.batch_size} to {per_device}: there are only "
+    log.progress.note = (f"batch size lowered from {hp.batch_size} to {per_device}: there are only "
                             f"{n_train} training images")
     return per_device * runtime.replicas
 

@@ -95,7 +95,7 @@ def main() -> None:
         val_accuracy=rows[-1].get("val_accuracy") if rows else None,
         fit_stopped=fit.stopped,
         fit_diverged=fit.diverged,
-        progress_replicas=log.progress.get("replicas"),
+        progress_replicas=log.progress.replicas,
         variable_devices=_variable_devices(fit.model, rt.backend),
     )
 

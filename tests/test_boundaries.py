@@ -29,7 +29,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
-    ("images", "archive", "storage", "backend", "charts", "admission", "optimizers"),
+    ("images", "archive", "storage", "backend", "charts", "admission", "optimizers", "contract"),
     ("dataset_base", "pipeline", "captures", "inference"),
     ("downloads", "image_folder", "features"),
     ("datasets",),

@@ -185,7 +185,7 @@ def predicted(page, timeout: float = UI_TIMEOUT_MS) -> str:
 
 # -- tests --------------------------------------------------------------------------------------
 def test_train_shows_live_curves_and_stops(page):
-    for elem_id in ("dataset-dropdown", "model-dropdown", "lr-slider", "batch-slider", "epochs-slider",
+    for elem_id in ("dataset-dropdown", "model-dropdown", "lr-dropdown", "batch-slider", "epochs-slider",
                     "train-button", "stop-button", "train-status", "loss-plot", "accuracy-plot"):
         sync_api.expect(page.locator(f"#{elem_id}")).to_be_visible()
     assert status(page) == "Press Train to start."

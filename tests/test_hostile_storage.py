@@ -127,7 +127,7 @@ def test_a_job_whose_run_fills_the_class_storage_says_what_was_removed(tmp_path)
         job = jobs.submit(f"student{i}", validate({"epochs": 1}))
         messages.append(jobs.wait(job.job_id, timeout=30).message)
         time.sleep(0.02)  # distinct save times
-    assert all(m.startswith("saved as run") for m in messages)
+    assert all(m.startswith("saved") for m in messages)
     assert "storage is full" not in messages[0] + messages[1]
     assert "The class's storage is full" in messages[2] and "(1 run," in messages[2]
     assert [r.owner for r in runs.list()] == ["student2", "student1"]

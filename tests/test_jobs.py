@@ -1,4 +1,4 @@
-"""JobManager: one worker, fair queue, stop, snapshots, failures that never kill the worker."""
+"""JobManager: one worker, fair queue, stop, typed views, failures that never kill the worker."""
 
 import threading
 import time
@@ -72,8 +72,9 @@ def test_a_job_runs_to_done_and_is_saved():
     jm = manager(fake_train(), runs)
     job = jm.submit("alice", validate())
     assert jm.wait(job.job_id, 10).state == "done"
-    snap = jm.snapshot(job.job_id)
-    assert snap["run_id"] == "run1" and len(snap["metrics"]) == 5 and "run1" in snap["message"]
+    view = jm.view(job.job_id)
+    assert view.run_id == "run1" and len(view.rows) == 5 and view.state == "done" and "Try tab" in view.message
+    assert view.to_json()["metrics"] == view.rows and view.to_json()["hparams"] == view.hparams.to_dict()
     assert runs.saved[0]["owner"] == "alice" and runs.saved[0]["state"] == "done"
 
 
@@ -88,7 +89,7 @@ def test_one_active_job_per_student_and_queue_places():
     while jm.get(a.job_id).state != "running" and time.time() < deadline:
         time.sleep(0.01)
     assert (jm.position(b.job_id), jm.position(c.job_id)) == (1, 2)
-    assert jm.snapshot(c.job_id)["state"] == "queued"
+    assert jm.view(c.job_id).state == "queued"
     for j in (a, b, c):
         jm.stop(j.job_id)
     assert jm.wait(a.job_id, 5).state == "stopped"
@@ -141,11 +142,13 @@ def test_snapshots_are_copies_readable_while_training():
     job = jm.submit("alice", validate())
     seen = []
     while jm.get(job.job_id).state in ("queued", "running"):
-        snap = jm.snapshot(job.job_id)
-        snap["metrics"].clear()  # a watcher mangling its copy must not touch the job
-        seen.append(len(jm.snapshot(job.job_id)["metrics"]))
+        view = jm.view(job.job_id)
+        view.rows.clear()  # a watcher mangling its copy must not touch the job
+        view.progress.phase = "mangled"
+        seen.append(len(jm.view(job.job_id).rows))
         time.sleep(0.01)
-    assert seen == sorted(seen) and len(jm.snapshot(job.job_id)["metrics"]) == 200
+    assert seen == sorted(seen) and len(jm.view(job.job_id).rows) == 200
+    assert jm.view(job.job_id).progress.phase != "mangled"
 
 
 def test_unknown_job_ids_are_refused_plainly():
@@ -160,15 +163,15 @@ def test_jobs_of_another_student_are_refused_like_missing_ones():
     jm = manager(train)
     job = jm.submit("alice", validate({}))
     assert train.started.wait(5)
-    for call in (lambda: jm.snapshot(job.job_id, "bob"), lambda: jm.stop(job.job_id, "bob"),
+    for call in (lambda: jm.view(job.job_id, "bob"), lambda: jm.stop(job.job_id, "bob"),
                  lambda: jm.get(job.job_id, "bob")):
         with pytest.raises(JobError) as theirs:
             call()
         with pytest.raises(JobError) as missing:
-            jm.snapshot("no-such-job", "bob")
+            jm.view("no-such-job", "bob")
         assert str(theirs.value).replace(job.job_id, "ID") == str(missing.value).replace("no-such-job", "ID")
     assert jm.get(job.job_id).state == "running", "bob's stop must not stop alice's job"
-    assert jm.snapshot(job.job_id, "alice")["job_id"] == job.job_id
+    assert jm.view(job.job_id, "alice").job_id == job.job_id
     jm.stop(job.job_id, "alice")
     assert jm.wait(job.job_id, 5).state == "stopped"
 

@@ -47,7 +47,7 @@ def test_records_several_points_per_epoch_and_validation_each_epoch(runtime):
     assert all(n >= 5 for n in per_epoch), per_epoch
     epochs = [r["epoch"] for r in log.rows]
     assert epochs == sorted(epochs) and len(set(epochs)) == len(epochs)
-    assert log.progress["images_per_sec"] > 0 and not result.stopped and not result.diverged
+    assert log.progress.images_per_sec > 0 and not result.stopped and not result.diverged
     # the validation accuracy is over exactly the held-out images (padding has zero weight)
     data = datasets.load("digits")
     _, va = datasets.split(data, hp.validation_split, hp.seed)
@@ -148,7 +148,7 @@ def test_a_batch_larger_than_a_small_dataset_is_lowered_with_a_note(runtime):
     tiny = datasets.Dataset("tiny", full.x[keep], full.y[keep], ("0", "1"), full.look)
     log = training.TrainingLog()
     result = training.fit(validate(epochs=3, batch_size=64), runtime, log, data=tiny)
-    assert "lowered from 64 to 20" in log.progress["note"]  # 24 images, 2 per class held out
+    assert "lowered from 64 to 20" in log.progress.note  # 24 images, 2 per class held out
     assert [r["step"] for r in log.rows if "val_accuracy" in r] == [1, 2, 3]  # one full-batch step an epoch
     assert not result.stopped and all(np.isfinite(r["loss"]) for r in log.rows)
 
@@ -211,7 +211,7 @@ def test_fit_trains_every_image_each_epoch_48_images_at_batch_32_is_two_steps(ru
     assert len(datasets.split(small, hp.validation_split, hp.seed)[0]) == 48
     log = training.TrainingLog()
     result = training.fit(hp, runtime, log, data=small)
-    assert log.progress["steps_per_epoch"] == 2
+    assert log.progress.steps_per_epoch == 2
     assert int(result.model.optimizer.iterations) == 3 * 2  # batches actually trained, not only counted
     assert [r["step"] for r in log.rows if "val_accuracy" in r] == [2, 4, 6]
 

@@ -86,7 +86,7 @@ def test_grayscale_digits_into_mobilenet_save_and_load_as_a_full_image_model(run
     log = training.TrainingLog()
     result = training.fit(hp, runtime, log, digits)
     assert computed == [len(digits.x)] and [r["epoch"] for r in log.rows if "val_loss" in r] == [1.0]
-    assert log.progress["phase"] == "training" and log.progress["fraction"] == 1.0
+    assert log.progress.phase == "training" and log.progress.fraction == 1.0
     model = result.model
     assert model.input_shape == (None, 8, 8, 1)
     model.save(tmp_path / "model.keras")
@@ -117,11 +117,11 @@ def test_fine_tuning_continues_the_chart_trains_only_the_top_layers_at_a_lower_r
     hp = validate(model=TINY, epochs=2, fine_tune_epochs=2, fine_tune_layers=4, learning_rate=0.02)
     log = training.TrainingLog()
     result = training.fit(hp, runtime, log, digits)
-    steps = log.progress["steps_per_epoch"]
+    steps = log.progress.steps_per_epoch
     val_rows = [r for r in log.rows if "val_loss" in r]
     assert [(r["epoch"], r["step"]) for r in val_rows] == [(e, e * steps) for e in (1.0, 2.0, 3.0, 4.0)]
     assert [r["step"] for r in log.rows] == sorted({r["step"] for r in log.rows})  # one axis, no repeats
-    assert log.progress["phase"] == "fine-tuning" and log.progress["epoch"] == 4.0
+    assert log.progress.phase == "fine-tuning" and log.progress.epoch == 4.0
     assert float(result.model.optimizer.learning_rate) == pytest.approx(0.02 * training.FINE_TUNE_LR_FACTOR)
     # compared with the same random backbone before training (same seed): only the top Dense moved
     keras.utils.set_random_seed(hp.seed)
@@ -149,7 +149,7 @@ def test_mobilenet_unfreezes_its_top_layers_but_no_batch_norm():
 def test_augmentation_trains_on_images_through_the_frozen_backbone(runtime, digits, computed):
     log = training.TrainingLog()
     result = training.fit(validate(model=TINY, epochs=1, augment_zoom=0.2), runtime, log, digits)
-    assert computed == [] and log.progress["note"] == training.CACHE_OFF_NOTE
+    assert computed == [] and log.progress.note == training.CACHE_OFF_NOTE
     assert [r["epoch"] for r in log.rows if "val_loss" in r] == [1.0] and not result.stopped
 
 
@@ -158,7 +158,7 @@ def test_stop_during_head_training_keeps_a_usable_partial_model(runtime, digits)
     log.rows = StopAfter(log)
     result = training.fit(validate(model=TINY, epochs=50, fine_tune_epochs=5), runtime, log, digits)
     assert result.stopped and len(log.rows) == 2 and log.rows[-1]["epoch"] < 1
-    assert log.progress["phase"] == "training"  # fine-tuning never started
+    assert log.progress.phase == "training"  # fine-tuning never started
     probs = result.model.predict(images(digits)[:4], verbose=0)
     assert probs.shape == (4, 10) and np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
 
@@ -167,7 +167,7 @@ def test_stop_while_computing_features_caches_nothing(runtime, digits, computed)
     log = training.TrainingLog()
     log.stop.set()
     result = training.fit(validate(model=TINY, epochs=1), runtime, log, digits)
-    assert result.stopped and log.rows == [] and log.progress["fraction"] < 1.0
+    assert result.stopped and log.rows == [] and log.progress.fraction < 1.0
     training.fit(validate(model=TINY, epochs=1), runtime, training.TrainingLog(), digits)
     assert len(computed) == 2
 
@@ -186,6 +186,6 @@ def test_a_diverging_head_keeps_the_last_finite_weights(runtime, digits, monkeyp
     monkeypatch.setitem(training.OPTIMIZERS, "sgd", lambda lr: keras.optimizers.SGD(BlowUpAfter(14)))
     log = training.TrainingLog()
     result = training.fit(validate(model=TINY, optimizer="sgd", epochs=20, fine_tune_epochs=2), runtime, log, digits)
-    assert result.diverged and 1.0 <= log.rows[-1]["epoch"] < 4 and log.progress["phase"] == "training"
+    assert result.diverged and 1.0 <= log.rows[-1]["epoch"] < 4 and log.progress.phase == "training"
     assert all(np.isfinite(w).all() for w in result.model.get_weights())
     assert np.isfinite(result.model.predict(images(digits)[:4], verbose=0)).all()

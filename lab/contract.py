@@ -1,0 +1,89 @@
+"""The engine ↔ page contract: what anyone watching a training job reads.
+
+The page's timer, the `/job_status` endpoint and (later) the teacher's board all read one typed
+`JobView` of a job, never the engine's internals or a string-keyed dict:
+
+- `Progress`: what a running job is doing now. The worker (lab.jobs), the training callback
+  (lab.training) and the feature cache (lab.features) write it; `update` refuses a name that is
+  not a field, so a writer and a reader cannot drift apart on a key.
+- `JobView`: a copy of one job at one moment (state, place in the queue, progress, metric rows,
+  the `HParams` object itself, the saved run's id); `to_json()` is the API's answer.
+
+Part of the engine's lowest layer: no gradio, no keras, no other lab module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVE = ("queued", "running")  # a job in one of these states may still change
+ENDED = ("done", "stopped", "failed")
+
+
+@dataclass
+class Progress:
+    """What a running job is doing now; None (or "") means not known yet."""
+
+    phase: str = ""  # "loading the dataset", "training", "fine-tuning", "computing backbone features", ...
+    epoch: float | None = None  # epochs done, fractional (1.5 = half-way through the second)
+    step: int | None = None  # optimizer steps done
+    steps_per_epoch: int | None = None
+    images_per_sec: float | None = None  # training speed, measured over the current epoch
+    accelerator: str = ""  # "1 × CPU · Keras tensorflow backend"
+    replicas: int | None = None
+    fraction: float | None = None  # of a download or of the backbone features, 0..1, while preparing
+    note: str = ""  # a remark for the student ("batch size lowered from 64 to 20: ...")
+
+    def update(self, **values: Any) -> None:
+        """Set fields by name; an unknown name is a programming error (AttributeError)."""
+        names = {f.name for f in dataclasses.fields(self)}
+        for name, value in values.items():
+            if name not in names:
+                raise AttributeError(f"Progress has no field {name!r}")
+            setattr(self, name, value)
+
+    def copy(self) -> Progress:
+        return dataclasses.replace(self)
+
+    def to_json(self) -> dict:
+        """The fields that are known, as plain JSON values."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None and v != ""}
+
+
+@dataclass(frozen=True)
+class JobView:
+    """One job at one moment, for a watcher to keep and render."""
+
+    job_id: str
+    state: str  # queued, running, done, stopped, failed
+    message: str
+    run_id: str | None  # the saved run, once there is one
+    position: int  # 1-based place in the queue; 0 when not queued
+    queue_length: int
+    progress: Progress
+    rows: list[dict] = field(default_factory=list)  # metric rows: step, epoch, loss, accuracy[, val_*]
+    hparams: Any = None  # lab.hparams.HParams (not imported: this module stays at the bottom)
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE
+
+    @property
+    def total_epochs(self) -> int:
+        return self.hparams.total_epochs
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """The last validation accuracy measured, if any."""
+        val = [r["val_accuracy"] for r in self.rows if r.get("val_accuracy") is not None]
+        return val[-1] if val else None
+
+    def to_json(self) -> dict:
+        """The API's answer (`/job_status`): plain JSON, with the metric rows as "metrics"."""
+        return {
+            "job_id": self.job_id, "state": self.state, "message": self.message, "run_id": self.run_id,
+            "position": self.position, "queue_length": self.queue_length, "progress": self.progress.to_json(),
+            "metrics": [dict(r) for r in self.rows], "hparams": self.hparams.to_dict(),
+        }
