@@ -114,7 +114,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,
                    train_tab.seen, *train_tab.controls, train_tab.share_link, try_tab.run_dropdown, data_tab.dataset],
                   api_visibility="private")
-        demo.load(lambda name, s: describe(services, name, ensure_client(s)["client"]), [data_tab.dataset, session],
+        demo.load(lambda name, s: describe(data_tab, services, name, ensure_client(s)["client"]), [data_tab.dataset, session],
                   [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid], api_visibility="private")
         demo.load(lambda m, d, s: describe_model(services, m, d, s),
                   [train_tab.control("model"), train_tab.control("dataset"), session],

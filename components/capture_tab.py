@@ -192,14 +192,14 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
             when the student presses "Use these to train".
     """
 
-    def client_of(session):
-        """(session update, client id): the session is written back only when the id is new, so a
-        capture never overwrites the job id another tab has just stored."""
-        fresh = ensure_client(session)
-        new = not (isinstance(session, dict) and session.get("client") == fresh["client"])
-        return (fresh if new else gr.skip()), fresh["client"]
+    def client_of(state):
+        """({session: new state} or {}, client id): the session is written back only when the id is new,
+        so a capture never overwrites the job id another tab has just stored."""
+        fresh = ensure_client(state)
+        new = not (isinstance(state, dict) and state.get("client") == fresh["client"])
+        return ({session: fresh} if new else {}), fresh["client"]
 
-    def view(client, name):
+    def view(client, name) -> dict:
         """Class choices, counts, gallery title and thumbnails, shown ids and selection for `name`."""
         classes = captures.classes(client)
         name = name if name in classes else (classes[0] if classes else None)
@@ -211,59 +211,60 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
             title = f"**“{name}”**: {n} frame{'s' * (n != 1)}"
             title += f" (the newest {len(frames)} shown)" if n > len(frames) else ""
             title += " · click one to select it" if frames else ""
-        return (gr.Radio(choices=classes, value=name), counts_table(counts, captures.recording(client)), title,
-                gr.Gallery(value=[(f, f"#{i}") for i, f in frames], selected_index=None, visible=bool(frames)),
-                [i for i, _ in frames], None)
+        return {tab.class_choice: gr.Radio(choices=classes, value=name),
+                tab.counts: counts_table(counts, captures.recording(client)), tab.gallery_title: title,
+                tab.gallery: gr.Gallery(value=[(f, f"#{i}") for i, f in frames], selected_index=None,
+                                        visible=bool(frames)),
+                tab.shown: [i for i, _ in frames], tab.selected: None}
 
     view_outputs = [tab.class_choice, tab.counts, tab.gallery_title, tab.gallery, tab.shown, tab.selected]
 
-    def on_load(session):
-        client = session.get("client") if isinstance(session, dict) else None
+    def on_load(state):
+        client = state.get("client") if isinstance(state, dict) else None
         if not client:  # the page's first visit: the Train tab's load makes the id, not this one
-            return (gr.skip(),) * (len(view_outputs) + 1)
+            return gr.skip()
         captures.stop(client)  # a page that went away mid-hold never sent its release
         classes = captures.classes(client)
         msg = f"Your {len(classes)} classes are still here." if classes else "Add two or more classes to start."
-        return (*view(client, None), msg)
+        return {**view(client, None), tab.status: msg}
 
-    def add_class(session, name):
-        session, client = client_of(session)
+    def add_class(state, name):
+        update, client = client_of(state)
         try:
             name = captures.add_class(client, name)
         except CaptureError as e:
-            return session, gr.skip(), *(gr.skip(),) * len(view_outputs), f"⚠️ {e}"
-        more = len(captures.classes(client))
-        hint = " Add one more class." if more < 2 else " Hold the button to record into it."
-        return session, "", *view(client, name), f"Added “{name}”.{hint}"
+            return {**update, tab.status: f"⚠️ {e}"}
+        hint = " Add one more class." if len(captures.classes(client)) < 2 else " Hold the button to record into it."
+        return {**update, tab.class_name: "", **view(client, name), tab.status: f"Added “{name}”.{hint}"}
 
-    def pick(session, name):
-        _, client = client_of(session)
+    def pick(state, name):
+        _, client = client_of(state)
         return view(client, name)
 
-    def press(session, name):
-        session, client = client_of(session)
+    def press(state, name):
+        update, client = client_of(state)
         try:
             captures.start(client, name)
         except CaptureError as e:
-            return session, f"⚠️ {e}", gr.skip()
-        return (session, f"⏺ Recording into **{name}**… (the count grows while frames arrive)",
-                counts_table(captures.counts(client), name))
+            return {**update, tab.status: f"⚠️ {e}"}
+        return {**update, tab.status: f"⏺ Recording into **{name}**… (the count grows while frames arrive)",
+                tab.counts: counts_table(captures.counts(client), name)}
 
-    def release(session, name):
-        _, client = client_of(session)
+    def release(state, name):
+        _, client = client_of(state)
         was, n, full = captures.stop(client)
         if was is None and not full:
-            return gr.skip(), *view(client, name)
+            return view(client, name)
         if n == 0:
             msg = NO_FRAMES
         else:
             msg = f"Recorded {n} frame{'s' * (n != 1)} into **{was or name}**."
             if full:
                 msg += f" ⚠️ The class is full ({captures.max_frames} frames): delete some to record more."
-        return msg, *view(client, was or name)
+        return {tab.status: msg, **view(client, was or name)}
 
-    def on_frame(session, frame):
-        client = session.get("client") if isinstance(session, dict) else None
+    def on_frame(state, frame):
+        client = state.get("client") if isinstance(state, dict) else None
         if frame is None or not client:
             return gr.skip()
         try:
@@ -272,64 +273,65 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
             return gr.skip()  # one bad frame from the camera: the next one will do
         return counts_table(captures.counts(client), captures.recording(client)) if kept else gr.skip()
 
-    def add_files(session, name, paths):
-        session, client = client_of(session)
+    def add_files(state, name, paths):
+        update, client = client_of(state)
         if not paths:
-            return session, gr.skip(), *(gr.skip(),) * len(view_outputs), gr.skip()
+            return update or gr.skip()  # (an empty dict is not "no change" to Gradio)
         try:
             added, skipped, why = captures.add_pictures(client, name, paths)
         except CaptureError as e:
-            return session, f"⚠️ {e}", *(gr.skip(),) * len(view_outputs), None
+            return {**update, tab.status: f"⚠️ {e}", tab.files: None}
         msg = f"Added {added} picture{'s' * (added != 1)} to **{name}**."
         if skipped:
             msg += f" ⚠️ Skipped {skipped}: {why}"
-        return session, msg, *view(client, name), None
+        return {**update, tab.status: msg, **view(client, name), tab.files: None}
 
     def select(shown, evt: gr.SelectData):
         index = evt.index if isinstance(evt.index, int) else None
         if index is None or not 0 <= index < len(shown):
-            return None, gr.skip()
-        return shown[index], f"Frame #{shown[index]} selected: press **🗑 Delete selected** to remove it."
+            return {tab.selected: None}
+        return {tab.selected: shown[index],
+                tab.status: f"Frame #{shown[index]} selected: press **🗑 Delete selected** to remove it."}
 
-    def delete(session, name, selected):
-        _, client = client_of(session)
+    def delete(state, name, selected):
+        _, client = client_of(state)
         if selected is None:
-            return "Click a frame in the gallery first, then press Delete selected.", *(gr.skip(),) * len(view_outputs)
+            return {tab.status: "Click a frame in the gallery first, then press Delete selected."}
         try:
             n = captures.delete_frames(client, name, [selected])
         except CaptureError as e:
-            return f"⚠️ {e}", *(gr.skip(),) * len(view_outputs)
-        return ("Deleted 1 frame." if n else "That frame was already gone."), *view(client, name)
+            return {tab.status: f"⚠️ {e}"}
+        return {tab.status: "Deleted 1 frame." if n else "That frame was already gone.", **view(client, name)}
 
-    def clear(session, name):
-        _, client = client_of(session)
+    def clear(state, name):
+        _, client = client_of(state)
         try:
             n = captures.clear_class(client, name)
         except CaptureError as e:
-            return f"⚠️ {e}", *(gr.skip(),) * len(view_outputs)
-        return f"Deleted all {n} frames of “{name}”.", *view(client, name)
+            return {tab.status: f"⚠️ {e}"}
+        return {tab.status: f"Deleted all {n} frames of “{name}”.", **view(client, name)}
 
-    def remove(session, name):
-        _, client = client_of(session)
+    def remove(state, name):
+        _, client = client_of(state)
         try:
             captures.remove_class(client, name)
         except CaptureError as e:
-            return f"⚠️ {e}", *(gr.skip(),) * len(view_outputs)
-        return f"Removed the class “{name}”.", *view(client, None)
+            return {tab.status: f"⚠️ {e}"}
+        return {tab.status: f"Removed the class “{name}”.", **view(client, None)}
 
-    def use(session, title):
-        session, client = client_of(session)
-        keep = [gr.skip()] * len(on_dataset)
+    def use(state, title):
+        update, client = client_of(state)
         try:
             info = captures.to_dataset(services.datasets, client, title or "webcam")
         except (CaptureError, datasets.DatasetError) as e:
-            return session, f"⚠️ {e}", *keep
+            return {**update, tab.result: f"⚠️ {e}"}
         choices = dataset_choices(services, client)
         msg = (f"✅ Saved **{info.title()}** as `{info.dataset_id}`. Switch to the **Train** tab: it is selected "
                "as the dataset there. Press **Train**." + small_set_hint(info.counts))
         if note := services.datasets.storage_note(info.dataset_id):  # the class's storage was full
             msg += f" ⚠️ {note}"
-        return session, msg, *[gr.Dropdown(choices=choices, value=info.dataset_id) for _ in on_dataset]
+        return {**update, tab.result: msg,
+                **{dropdown: gr.Dropdown(choices=choices, value=info.dataset_id) for dropdown in on_dataset}}
 
     quick = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")
     tab.add_button.click(add_class, [session, tab.class_name], [session, tab.class_name, *view_outputs, tab.status],

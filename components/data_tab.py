@@ -3,9 +3,11 @@ your own pictures as a zip of class folders."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import gradio as gr
+import numpy as np
 import pandas as pd
 
 from lab import charts, datasets, downloads
@@ -28,7 +30,7 @@ ZIP_HELP = (
 class DataTab:
     dataset: gr.Dropdown
     summary: gr.Markdown
-    counts: gr.Dataframe
+    counts: gr.Markdown  # a table of images per class (see table_markdown)
     counts_plot: gr.Plot
     grid: gr.HTML  # the sample grid: an <img> with alt text (components/pictures.py)
     reshuffle: gr.Button
@@ -48,7 +50,7 @@ def create_data_tab(default: str = "digits") -> DataTab:
             grid = picture_box(GRID_CAPTION, elem_id="data-grid")
         with gr.Column(scale=1):
             counts_plot = gr.Plot(show_label=False)
-            counts = gr.Dataframe(label="Images per class", interactive=False, elem_id="data-counts")
+            counts = gr.Markdown(elem_id="data-counts")
     with gr.Accordion("➕ Add your own pictures (a zip of class folders)", open=True):
         gr.Markdown(ZIP_HELP)
         with gr.Row():
@@ -63,10 +65,9 @@ def create_data_tab(default: str = "digits") -> DataTab:
                    upload_status)
 
 
-def describe(services: Services, name: str, owner: str, seed: int = 0, progress=None):
-    """Summary, counts table, counts chart and sample grid for one dataset the student may see.
-
-    `progress` (a gr.Progress) shows a first download's progress.
+def describe(tab: DataTab, services: Services, name: str, owner: str, progress=None) -> dict:
+    """{component: update}: summary, counts table, counts chart and sample grid for one dataset the
+    student may see. `progress` (a gr.Progress) shows a first download's progress.
     """
     def downloading(title, fraction):
         if progress is not None:
@@ -77,7 +78,7 @@ def describe(services: Services, name: str, owner: str, seed: int = 0, progress=
         with downloads.reporting(downloading):
             data = services.jobs.catalog.load(name, owner)
     except datasets.DatasetError as e:
-        return f"⚠️ {e}", None, None, None
+        return {tab.summary: f"⚠️ {e}", tab.counts: None, tab.counts_plot: None, tab.grid: None}
     look = data.look
     counts = data.counts()
     if about.builtin:
@@ -93,7 +94,27 @@ def describe(services: Services, name: str, owner: str, seed: int = 0, progress=
         "Training holds out the validation fraction (Train tab) to measure accuracy on unseen images."
     )
     table = pd.DataFrame({"class": list(counts), "images": list(counts.values())}) if about.builtin else class_table(counts)
-    return summary, table, charts.class_counts_figure(counts), grid_html(data, seed)
+    if "warning" in table and not table["warning"].any():
+        table = table.drop(columns="warning")  # all is well: no empty column
+    table = table_markdown(table, "Images per class")
+    return {tab.summary: summary, tab.counts: table, tab.counts_plot: charts.class_counts_figure(counts),
+            tab.grid: grid_html(data, 0)}
+
+
+def table_markdown(table: pd.DataFrame, title: str) -> str:
+    """A titled Markdown table, every cell plain text (a student's class names may hold any character).
+
+    Markdown rather than a gr.Dataframe: Gradio 6.24's (Colab's) table breaks two ARIA rules
+    (aria-required-children, nested-interactive) and keeps the Tab key inside its cells.
+    """
+    def cell(value) -> str:
+        text = f"{value:,}" if isinstance(value, (int, np.integer)) else str(value)
+        return re.sub(r"([\\`*_{}\[\]<>()#+!|~-])", r"\\\1", text.replace("\n", " "))
+
+    right = ["---:" if pd.api.types.is_numeric_dtype(table[c]) else "---" for c in table.columns]
+    lines = [f"**{title}**", "", "| " + " | ".join(cell(c) for c in table.columns) + " |", "|" + "|".join(right) + "|"]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
 
 
 def grid_html(data: datasets.Dataset, seed: int = 0) -> str:
@@ -131,20 +152,29 @@ def wire_data_tab(tab: DataTab, services: Services, session: gr.BrowserState, tr
     outputs = [tab.summary, tab.counts, tab.counts_plot, tab.grid]
 
     def show(name, s, progress=gr.Progress()):
-        return describe(services, name, ensure_client(s)["client"], progress=progress)
+        return describe(tab, services, name, ensure_client(s)["client"], progress=progress)
 
     tab.dataset.change(show, [tab.dataset, session], outputs, api_visibility="private")
     # The seed must go back into the State: a State that is only read keeps its 0, so every click after
     # the first showed the same "other" samples.
     seed = gr.State(0)
-    tab.reshuffle.click(lambda name, s, n: (describe(services, name, ensure_client(s)["client"], n + 1)[3], n + 1),
-                        [tab.dataset, session, seed], [tab.grid, seed], api_visibility="private")
+
+    def other_samples(name, s, n):
+        try:
+            data = services.jobs.catalog.load(name, ensure_client(s)["client"])
+        except datasets.DatasetError as e:
+            return {tab.summary: f"⚠️ {e}"}
+        return {tab.grid: grid_html(data, n + 1), seed: n + 1}
+
+    tab.reshuffle.click(other_samples, [tab.dataset, session, seed], [tab.grid, seed, tab.summary],
+                        api_visibility="private")
 
     def upload(s, path, name, progress=gr.Progress()):
         s, status, new = add_zip(services, s, path, name, progress)
         if new is None:
-            return s, status, gr.skip(), gr.skip(), gr.skip()
-        return s, status, dataset_dropdown(services, s, new), dataset_dropdown(services, s, new), None
+            return {session: s, tab.upload_status: status}
+        return {session: s, tab.upload_status: status, tab.dataset: dataset_dropdown(services, s, new),
+                train_dataset: dataset_dropdown(services, s, new), tab.upload: None}
 
     tab.upload_button.click(upload, [session, tab.upload, tab.upload_name],
                             [session, tab.upload_status, tab.dataset, train_dataset, tab.upload],

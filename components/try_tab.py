@@ -109,47 +109,55 @@ def run_choices(services: Services, session) -> gr.Dropdown:
 
 
 def wire_try_tab(tab: TryTab, services: Services, session: gr.BrowserState) -> None:
-    def classify(run_id, source, session):
+    """Connect the run picker and the three inputs; every handler answers {component: update}."""
+
+    def panel(confidences, timing: str, view: str = "") -> dict:
+        """The prediction panel: top classes (hidden when None), the time line, what the model saw."""
+        return {tab.label: _shown(confidences), tab.timing: timing, tab.view: view}
+
+    def classify(run_id, source, state):
         if source is None:
-            return gr.skip(), gr.skip(), gr.skip()
+            return gr.skip()
         if not run_id:
-            return _shown(None), "⚠️ No trained run yet: train one in the **Train** tab first.", ""
+            return panel(None, "⚠️ No trained run yet: train one in the **Train** tab first.")
         try:
             # the run must be this student's own: the dropdown's value comes from the browser
-            pred = inference.predict(services.runs.load(run_id, ensure_client(session)["client"]), source)
+            pred = inference.predict(services.runs.load(run_id, ensure_client(state)["client"]), source)
         except (ImageError, RunNotFound) as e:
-            return _shown(None), f"⚠️ {e}", ""
-        return _shown(pred.confidences), f"**{pred.label}** in {pred.ms:.1f} ms", _view_html(pred.view)
+            return panel(None, f"⚠️ {e}")
+        return panel(pred.confidences, f"**{pred.label}** in {pred.ms:.1f} ms", _view_html(pred.view))
 
-    def from_upload(run_id, path, session):
+    def from_upload(run_id, path, state):
         if path is None:
-            return "", _shown(None), WAITING, ""
+            return {tab.upload_preview: "", **panel(None, WAITING)}
         try:
             preview = read_image(path)
         except ImageError as e:
-            return "", _shown(None), f"⚠️ {e}", ""
+            return {tab.upload_preview: "", **panel(None, f"⚠️ {e}")}
         shown = picture_html(preview, "The picture you uploaded.", UPLOAD_CAPTION, height=PICTURE_HEIGHT)
-        return (shown, *classify(run_id, preview, session))
+        return {tab.upload_preview: shown, **classify(run_id, preview, state)}
 
-    def from_sketch(run_id, editor, session):
+    def from_sketch(run_id, editor, state):
         composite = editor.get("composite") if isinstance(editor, dict) else None
         if composite is None or composite.size == 0 or (composite.ndim == 3 and composite.shape[-1] == 4 and not composite[..., 3].any()):
-            return _shown(None), EMPTY_PAD, ""  # a cleared pad: its last prediction goes too
-        return classify(run_id, composite, session)
+            return panel(None, EMPTY_PAD)  # a cleared pad: its last prediction goes too
+        return classify(run_id, composite, state)
 
     # An input answers only while its tab is open (a webcam can stream on behind the Draw tab), and
     # opening a tab shows that input's own prediction: the pad's, the upload's, or none yet.
     def in_front(name, handler):
-        return lambda front, *args: handler(*args) if front == name else (gr.skip(),) * 3
+        return lambda front, *args: handler(*args) if front == name else gr.skip()
 
-    def show_upload(run_id, path, session):
-        return ("upload", *from_upload(run_id, path, session)[1:])
+    def show_upload(run_id, path, state):
+        shown = from_upload(run_id, path, state)
+        shown.pop(tab.upload_preview)
+        return {tab.front: "upload", **shown}
 
     def show_webcam():
-        return "webcam", _shown(None), WEBCAM_WAITING, ""
+        return {tab.front: "webcam", **panel(None, WEBCAM_WAITING)}
 
-    def show_draw(run_id, editor, session):
-        return ("draw", *from_sketch(run_id, editor, session))
+    def show_draw(run_id, editor, state):
+        return {tab.front: "draw", **from_sketch(run_id, editor, state)}
 
     outputs = [tab.label, tab.timing, tab.view]
     fast = dict(api_visibility="private", concurrency_limit=None, show_progress="hidden")

@@ -152,3 +152,21 @@ def test_models_registry_builds_every_model_for_the_digits():
         model = spec.build((8, 8, 1), 10)
         assert model.output_shape == (None, 10), name
         assert spec.description
+
+
+def test_page_handlers_answer_with_component_dicts_not_long_tuples():
+    """Handlers return {component: update}; a positional tuple longer than three (or one with a
+    *spread, whose length nobody can see) is how outputs get mixed up (DESIGN.md, style 6)."""
+    long = []
+    for path in [*sorted((ROOT / "components").glob("*.py")), ROOT / "lab_app.py"]:
+        for fn in ast.walk(ast.parse(path.read_text())):
+            if isinstance(fn, ast.Lambda):
+                returns = [fn.body]
+            elif isinstance(fn, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                returns = [n.value for n in ast.walk(fn) if isinstance(n, ast.Return) and n.value is not None]
+            else:
+                continue
+            for value in returns:
+                if isinstance(value, ast.Tuple) and (len(value.elts) > 3 or any(isinstance(e, ast.Starred) for e in value.elts)):
+                    long.append(f"{path.name}:{value.lineno} returns a tuple of {len(value.elts)}")
+    assert not long, long

@@ -376,3 +376,22 @@ def test_data_tab_other_samples_changes_each_time(page):
         sources.append(grid.get_attribute("src"))
     assert len(set(sources)) == 4, sources
     wait_idle(page)
+
+
+def test_a_link_learning_rate_off_the_ladder_is_shown_and_trained_exactly(page, app):
+    import json
+
+    page.goto("/?learning_rate=0.0005&epochs=2")
+    wait_loaded(page)
+    lr = page.locator("#lr-dropdown input")
+    sync_api.expect(lr).to_have_value(re.compile(r"^0\.0005\b"))  # the value itself, marked as off the ladder
+    before = {p.name for p in app.runs_dir.iterdir()}
+    train_default_run(page)
+    new = [p for p in app.runs_dir.iterdir() if p.name not in before and (p / "hparams.json").exists()]
+    assert len(new) == 1, new
+    saved = json.loads((new[0] / "hparams.json").read_text())
+    assert saved["learning_rate"] == 0.0005 and saved["epochs"] == 2, saved
+    # the ladder offers exact values, shown as students read them
+    lr.click()
+    options = [t.strip() for t in page.locator("ul[role=listbox] li").all_inner_texts()]
+    assert "0.003" in options and "0.00001" in options and not any("e-" in o for o in options), options
