@@ -35,7 +35,8 @@ def picture_html(image: np.ndarray | None, alt: str, caption: str = "", height: 
     """`image` (uint8, H x W or H x W x 3/4) as a captioned <img> with alt text; "" for no image.
 
     Args:
-        height: the most CSS pixels it is drawn tall (it is never drawn wider than its box).
+        height: CSS pixels it is drawn tall, enlarged or shrunk (never wider than its box); by default
+            its own size, shrunk to fit the box.
         pixelated: keep hard pixel edges when enlarged (small images: digits, the model's view).
     """
     if image is None:
@@ -43,12 +44,14 @@ def picture_html(image: np.ndarray | None, alt: str, caption: str = "", height: 
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         arr = np.clip(arr, 0, 255).astype(np.uint8)
+    picture = Image.fromarray(arr)
+    if height and picture.height > 2 * height:  # a big photo: no more pixels than a sharp screen shows
+        picture.thumbnail((10 * 2 * height, 2 * height))
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", optimize=False)
+    picture.save(buf, format="PNG", optimize=False)
     src = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
-    style = "max-width: 100%; height: auto; display: inline-block;"
-    if height:
-        style += f" max-height: {int(height)}px;"
+    style = "max-width: 100%; display: inline-block; object-fit: contain;"
+    style += f" height: {int(height)}px; width: auto;" if height else " height: auto;"
     if pixelated:
         style += " image-rendering: pixelated;"
     cap = f'<figcaption style="{CAPTION_CSS}">{html.escape(caption)}</figcaption>' if caption else ""

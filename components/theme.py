@@ -22,6 +22,8 @@ def lab_theme() -> gr.themes.Base:
         # primary buttons (Train, Add dataset…): white on indigo-600 (6.3:1), indigo-700 when hovered
         button_primary_background_fill="*primary_600",
         button_primary_background_fill_hover="*primary_700",
+        # a chosen radio or checkbox label (the Capture tab's classes): white on indigo-600
+        checkbox_label_background_fill_selected="*primary_600",
         # the selected tab's text and other accents: indigo-600 (6.3:1 on white)
         color_accent="*primary_600",
     )

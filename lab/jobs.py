@@ -17,7 +17,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-from lab import downloads
+from lab import backend, downloads
 from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
 from lab.hparams import HParams
@@ -158,7 +158,8 @@ class JobManager:
                 job.state, job.started, job.message = "running", time.time(), "starting"
                 self._cv.notify_all()
             try:
-                self._run(job)
+                with backend.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
+                    self._run(job)
             except Exception as e:  # a failed job must never take the worker down
                 log.error("job %s failed:\n%s", job.job_id, traceback.format_exc())
                 job.state, job.message = "failed", _plain(e)

@@ -132,6 +132,7 @@ def test_keras_cv_is_imported_once_even_when_it_fails(monkeypatch):
         augment._keras_cv.cache_clear()  # the next caller imports the real thing again
 
 
+@pytest.mark.slow
 def test_training_with_mixup_records_finite_loss_and_true_validation_accuracy(runtime, digits):
     hp = validate(epochs=2, batch_size=64, augment_mixup=0.4)
     log = training.TrainingLog()
@@ -145,6 +146,7 @@ def test_training_with_mixup_records_finite_loss_and_true_validation_accuracy(ru
     assert val_rows[-1]["val_accuracy"] == pytest.approx(float(np.mean(probs.argmax(1) == digits.y[va])), abs=1e-4)
 
 
+@pytest.mark.slow
 def test_training_with_several_per_image_augmentations_and_cutmix(runtime, digits):
     hp = validate(epochs=1, batch_size=64, augment_rotation=0.05, augment_zoom=0.1, augment_translate=0.1,
                   augment_contrast=0.3, augment_brightness=0.2, augment_erasing=0.3, augment_cutmix=0.5)

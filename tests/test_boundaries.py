@@ -122,6 +122,7 @@ def test_no_engine_module_imports_gradio_in_its_source():
     assert offenders == []
 
 
+@pytest.mark.slow
 def test_importing_and_training_with_the_engine_loads_no_gradio():
     code = (
         "import sys; from lab import backend; backend.configure('tensorflow');"
@@ -145,6 +146,7 @@ def test_light_engine_modules_load_no_ui_or_ml_framework(module):
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_models_registry_builds_every_model_for_the_digits():
     from models import MODELS
 

@@ -9,6 +9,7 @@ not how accurate it is. Screenshots go to artifacts/screenshots/ like test_brows
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -103,7 +104,15 @@ def test_capture_two_classes_from_the_webcam_and_train(page):
     sync_api.expect(page.locator(STATUS)).to_contain_text("into right")
     wait_idle(page)
     right = counts(page)["right"]
-    page.wait_for_timeout(1000)  # the stream keeps running, but nothing more is kept
+    # The stream keeps running, but nothing more is kept: wait for the page to send five more frames.
+    sent = []
+    page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and "/gradio_api/" in r.url else None)
+    page.wait_for_function("() => true")  # (let the listener attach before counting)
+    deadline = time.time() + UI_TIMEOUT_MS / 1000
+    while len(sent) < 5 and time.time() < deadline:
+        page.wait_for_timeout(100)  # paces the sampling only; the condition decides
+    assert len(sent) >= 5, f"the webcam stopped streaming: {sent}"
+    wait_idle(page)
     assert counts(page) == {"left": left, "right": right}
     sync_api.expect(page.locator(THUMBS)).to_have_count(right)
     shot(page, "capture-recorded")

@@ -74,6 +74,7 @@ def test_default_budget_is_what_the_messages_say():
     assert image_folder.MAX_IMPORT_PIXELS == 1_000_000_000
 
 
+@pytest.mark.slow
 def test_zip_of_5000_one_pixel_pngs_makes_a_small_dataset_file(tmp_path):
     path = one_pixel_pngs_zip(tmp_path / "dots.zip")
     assert path.stat().st_size < 1_000_000  # 0.8 MB

@@ -62,6 +62,7 @@ def test_builds_and_outputs_probabilities(name, shape, num_classes):
         assert low <= model.count_params() <= high, (name, model.count_params())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SCRATCH)
 @pytest.mark.parametrize("shape,num_classes", SHAPES, ids=["digits", "photos"])
 def test_scratch_models_train_a_few_steps(name, shape, num_classes):
@@ -75,6 +76,7 @@ def test_scratch_models_train_a_few_steps(name, shape, num_classes):
     assert any(not np.allclose(a, b) for a, b in zip(before, model.get_weights()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", TRANSFER)
 def test_transfer_models_train_only_their_head(name):
     shape, num_classes = (8, 8, 1), 10
@@ -108,6 +110,7 @@ def fail_download(fname=None, origin=None, **kwargs):
         raise Exception(f"URL fetch failure on {origin}: None -- {e.reason}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name,label", [("mobilenet_v3_small", "MobileNetV3Small"), ("efficientnet_b0", "EfficientNetB0")])
 def test_imagenet_weights_that_cannot_download_give_a_clear_error(monkeypatch, name, label):
     # keras.applications calls keras.src.utils.file_utils.get_file; patching it also bypasses
@@ -125,6 +128,7 @@ def test_imagenet_weights_that_cannot_download_give_a_clear_error(monkeypatch, n
         MODELS[name].build((8, 8, 1), 10, None)
 
 
+@pytest.mark.slow
 def test_pretrained_argument_overrides_the_environment(monkeypatch):
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", fail_download)
     with pytest.raises(RuntimeError, match="MobileNetV3Small"):
@@ -154,6 +158,7 @@ def test_resnet_never_pools_below_two_by_two():
     assert big.get_layer("block3_out").output.shape[1:3] == (3, 3)
 
 
+@pytest.mark.slow
 def test_summary_counts_parameters_and_lists_layers(monkeypatch):
     monkeypatch.setattr("keras.src.utils.file_utils.get_file", fail_download)
     monkeypatch.setenv(transfer.PRETRAINED_ENV, "1")  # the summary must not need the weights

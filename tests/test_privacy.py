@@ -47,10 +47,13 @@ def test_another_students_run_gets_the_answer_of_a_missing_one(tmp_path):
 
 def test_a_loaded_run_in_the_cache_is_still_owner_checked(tmp_path):
     """The cache must not become a side door: alice's run, loaded once, stays hers."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
     store = RunStore(tmp_path)
-    run_id = save_run(store, "alice")
-    loaded = type("Loaded", (), {"info": store.info(run_id)})()
-    store._cache.put(run_id, loaded)  # as if alice had just predicted with it
+    run_id = store.save(owner="alice", hparams=HParams(), metrics=[{"step": 1, "epoch": 1.0, "loss": 1.0}],
+                        model=model, class_names=("a", "b"), look=ImageLook(8, 8, 1), state="done")
+    loaded = store.load(run_id, "alice")  # alice predicts: her run is now in the cache
     assert store.load(run_id, "alice") is loaded
     with pytest.raises(RunNotFound):
         store.load(run_id, "bob")

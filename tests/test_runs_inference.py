@@ -12,6 +12,9 @@ from lab.runs import RunNotFound, RunStore
 EXAMPLES = datasets.SAMPLE_DATA / "examples"
 
 
+pytestmark = pytest.mark.slow  # trains real models
+
+
 @pytest.fixture(scope="module")
 def trained(runtime, tmp_path_factory):
     """One default run saved to disk (about five seconds on two CPU cores)."""
@@ -87,8 +90,12 @@ def test_bad_uploads_raise_a_plain_error(trained, tmp_path):
 
 
 def test_webcam_frames_as_arrays_work(trained):
+    """A webcam frame (an RGB array, the digit somewhere on a bright page) reads like the file itself."""
     store, run_id, _ = trained
-    frame = np.full((480, 640, 3), 200, np.uint8)
-    frame[150:330, 300:330] = 20  # a dark vertical stroke: a "1" on paper
-    pred = inference.predict(store.load(run_id), frame)
-    assert pred.label in store.info(run_id).class_names
+    run = store.load(run_id)
+    for digit in ("3", "7"):
+        picture = Image.open(EXAMPLES / f"digit_{digit}.png").convert("RGB").resize((180, 180))
+        frame = np.full((480, 640, 3), 235, np.uint8)  # the page around the digit
+        frame[150:330, 230:410] = np.asarray(picture)
+        from_frame, from_file = inference.predict(run, frame), inference.predict(run, EXAMPLES / f"digit_{digit}.png")
+        assert from_frame.label == from_file.label == digit, (digit, from_frame.confidences)

@@ -26,6 +26,7 @@ def bare_fit_val_accuracy(hp) -> float:
     return hist.history["val_accuracy"][-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("model", ["mlp", "small_cnn"])
 def test_lab_reaches_the_accuracy_of_a_bare_model_fit(runtime, model):
     hp = validate(model=model, epochs=8)
@@ -37,6 +38,7 @@ def test_lab_reaches_the_accuracy_of_a_bare_model_fit(runtime, model):
     assert abs(lab_acc - bare_acc) < 0.03, (lab_acc, bare_acc)
 
 
+@pytest.mark.slow
 def test_records_several_points_per_epoch_and_validation_each_epoch(runtime):
     hp = validate(epochs=3)
     log = training.TrainingLog()
@@ -67,6 +69,7 @@ class StopAfter(list):
         self.log.stop.set()
 
 
+@pytest.mark.slow
 def test_stop_flag_ends_training_mid_epoch_and_keeps_the_model(runtime):
     log = training.TrainingLog()
     log.rows = StopAfter(log)
@@ -90,6 +93,7 @@ def test_stop_from_another_thread_is_honoured_quickly(runtime):
     assert result.stopped and log.rows[-1]["epoch"] < 5
 
 
+@pytest.mark.slow
 def test_a_diverging_loss_stops_with_the_last_finite_weights(runtime, monkeypatch):
     # Learning rates a student can pick rarely reach NaN on digits (the loss is clipped), so
     # the schedule makes the blow-up certain: sane for two epochs, absurd from step 100 on.
@@ -142,6 +146,7 @@ def test_augmentation_runs_in_the_pipeline_and_changes_images():
     assert augment.build(validate(), data.look) is None
 
 
+@pytest.mark.slow
 def test_a_batch_larger_than_a_small_dataset_is_lowered_with_a_note(runtime):
     full = datasets.load("digits")
     keep = np.concatenate([np.flatnonzero(full.y == c)[:12] for c in (0, 1)])
@@ -203,6 +208,7 @@ def test_mixup_on_a_topped_up_batch_mixes_only_real_images():
         assert np.allclose(y.numpy().sum(axis=1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fit_trains_every_image_each_epoch_48_images_at_batch_32_is_two_steps(runtime):
     full = datasets.load("digits")
     keep = np.concatenate([np.flatnonzero(full.y == c)[:30] for c in (0, 1)])
@@ -288,6 +294,7 @@ def stepped_loss_run(steps_per_execution: int, steps: int = 10, epochs: int = 3,
     return log.rows
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spe", [1, 3])
 def test_a_real_fit_with_a_known_loss_per_step_plots_each_intervals_mean(spe):
     rows = stepped_loss_run(spe)

@@ -18,6 +18,9 @@ from tests.test_training import StopAfter
 TINY = "tiny_transfer"
 
 
+pytestmark = pytest.mark.slow  # trains real models
+
+
 def build_tiny_transfer(input_shape, num_classes, hp=None):
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.Rescaling(1 / 255)(inputs)  # pixels 0..255 in, like keras.applications

@@ -125,6 +125,7 @@ def test_the_catalog_describes_every_dataset_without_loading_it(tmp_path, monkey
     assert catalog.title(info.dataset_id, "bob") == "my-pets" and catalog.title("imagenet") == "imagenet"
 
 
+@pytest.mark.slow
 def test_jobs_refuse_someone_elses_dataset_and_train_on_your_own(tmp_path, runtime):
     from lab import runs as runs_mod
 
