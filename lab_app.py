@@ -19,7 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 
 import gradio as gr  # noqa: E402  (gradio does not import keras)
 
-from components.webcam import CSS as WEBCAM_CSS  # noqa: E402  (gradio only)
+from components.layout import CSS as PHONE_CSS  # noqa: E402  (gradio only)
+from components.runs_board import CSS as BOARD_CSS  # noqa: E402
+from components.webcam import CSS as WEBCAM_CSS  # noqa: E402
 from lab import backend  # noqa: E402  (must run before anything imports keras)
 
 HERE = Path(__file__).resolve().parent
@@ -29,6 +31,7 @@ CSS = """
 #prediction-time { text-align: center; }
 """
 CSS += WEBCAM_CSS  # the webcams' mirrored preview
+CSS += PHONE_CSS + BOARD_CSS  # the Train tab on a phone: Train and the charts first; the runs table scrolls
 
 
 def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue: int | None = None,
@@ -47,6 +50,8 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     from components.api import register_api
     from components.capture_tab import create_capture_tab, wire_capture_tab
     from components.data_tab import create_data_tab, describe, wire_data_tab
+    from components.evaluate_panel import wire_evaluate_panel
+    from components.runs_board import load_board, wire_runs_board
     from components.services import Services, browser_state, dataset_dropdown, ensure_client
     from components.train_tab import create_train_tab, describe_model, reattach, wire_train_tab
     from components.try_tab import create_try_tab, run_choices, wire_try_tab
@@ -93,6 +98,9 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
         register_api(services)  # first, so the public endpoints keep their plain names (/train, /stop)
         wire_train_tab(train_tab, services, session, try_tab.run_dropdown, lambda s: run_choices(services, s))
         wire_try_tab(try_tab, services, session)
+        wire_evaluate_panel(train_tab.evaluation, services, session, train_tab.new_run, demo)  # under the charts
+        wire_runs_board(train_tab.board, services, session, train_tab.new_run, try_tab.run_dropdown,
+                        lambda s: run_choices(services, s))
         wire_data_tab(data_tab, services, session, train_tab.control("dataset"))
         wire_capture_tab(capture_tab, services, session, captures, [train_tab.control("dataset"), data_tab.dataset],
                          demo)
@@ -105,6 +113,12 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
             # The dataset dropdowns list the student's own datasets too; a job's may be one of them.
             chosen = update.get(train_dataset)
             update[train_dataset] = dataset_dropdown(services, state, chosen if isinstance(chosen, str) else None)
+            linked = request is not None and "dataset" in request.query_params
+            if linked and isinstance(chosen, str) and chosen not in [v for _, v in update[train_dataset].choices]:
+                # A link to a classmate's own dataset (private) or a deleted one: say so, or the student
+                # trains on another dataset thinking it is the link's experiment.
+                update[train_tab.status] += (f"\n\n⚠️ The link names a dataset that is not yours ({chosen.split('@')[0]}): "
+                                             "own datasets are private. The other settings are the link's; pick a dataset.")
             # The Data tab's dropdown: the same choices (listing them reads every dataset's metadata).
             update[data_tab.dataset] = gr.Dropdown(choices=update[train_dataset].choices)
             update[try_tab.run_dropdown] = run_choices(services, state)
@@ -114,6 +128,8 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
                   [session, train_tab.status, train_tab.loss_plot, train_tab.accuracy_plot, train_tab.timer,
                    train_tab.seen, *train_tab.controls, train_tab.share_link, try_tab.run_dropdown, data_tab.dataset],
                   api_visibility="private")
+        board_load, board_outputs = load_board(train_tab.board, services)
+        demo.load(board_load, session, board_outputs, api_visibility="private")  # the runs board, latest two ticked
         demo.load(lambda name, s: describe(data_tab, services, name, ensure_client(s)["client"]), [data_tab.dataset, session],
                   [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid], api_visibility="private")
         demo.load(lambda m, d, s: describe_model(services, m, d, s),

@@ -1,4 +1,5 @@
-"""The scripting API (gr.api): /train, /job_status, /stop, /predict, /add_dataset.
+"""The scripting API (gr.api): /train, /job_status, /stop, /predict, /add_dataset, /evaluate; /runs,
+/run_metrics and /delete_run (components/runs_api.py).
 
 Everything that arrives here is untrusted: hyperparameters are validated by lab.hparams,
 files are decoded by lab.images, and each failure is a gr.Error with a plain message.
@@ -13,15 +14,18 @@ from __future__ import annotations
 import gradio as gr
 from gradio.data_classes import FileData
 
-from lab import inference
+from lab import evaluation, inference
 from lab.archive import ArchiveError
 from lab.datasets import DatasetError
 from lab.hparams import HParamsError, validate
 from lab.images import ImageError
 from lab.jobs import JobError
+from lab.evaluation import EvaluationError
 from lab.runs import RunNotFound
 
-from components.services import Services
+from components.evaluate_panel import api_answer
+from components.runs_api import register_runs_api
+from components.services import PREDICT_LIMIT, PREDICT_POOL, Services
 
 
 def register_api(services: Services) -> None:
@@ -99,5 +103,26 @@ def register_api(services: Services) -> None:
 
     for fn in (train, job_status, stop):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
-    gr.api(predict, api_name="predict", concurrency_limit=2)  # each decodes a picture of up to 16 MP
+    # each decodes a picture of up to 16 MP: one bounded pool with the Try tab's predictions
+    gr.api(predict, api_name="predict", concurrency_id=PREDICT_POOL, concurrency_limit=PREDICT_LIMIT)
     gr.api(add_dataset, api_name="add_dataset", concurrency_limit=2)  # decoding pictures is CPU work
+
+    def evaluate(run_id: str = "", request: gr.Request = None) -> dict:
+        """Where one of your runs goes wrong on its validation images (an empty run_id means your latest
+        run): classes, confusion (rows true class, columns predicted), per_class {class: {precision, recall,
+        support}}, accuracy, and mistakes [{index, true, predicted, confidence, image}], most confident
+        first, at most 50. A run saved before evaluations were kept is evaluated now, once."""
+        owner = owner_of(request)
+        if not run_id:
+            latest = services.runs.latest(owner)
+            if latest is None:
+                raise gr.Error("you have no trained run yet: call /train first")
+            run_id = latest.run_id
+        try:
+            found = evaluation.of_run(services.runs, services.jobs.catalog, run_id, owner)
+        except (RunNotFound, EvaluationError) as e:
+            raise gr.Error(str(e)) from None
+        return api_answer(found, run_id)
+
+    gr.api(evaluate, api_name="evaluate", concurrency_limit=2)  # an old run is evaluated on demand: model work
+    register_runs_api(services, owner_of)

@@ -78,12 +78,12 @@ btn.addEventListener('contextmenu', e => e.preventDefault());
 HOW_TO = (
     "**Teach a model your own classes with the webcam.** "
     "① Type a class name and press **Add class** (two or more, e.g. *thumbs up* and *thumbs down*). "
-    "② Click **Click to Access Webcam** and allow the camera. "
+    "② Press **Click to Access Webcam** and allow the camera. "
     "③ Pick a class, then **hold 🔴 Hold to record** while you show it (a quick tap starts, the next tap stops). "
     "④ Delete bad frames, then press **Use these to train**. "
     "No webcam? Add picture files to each class instead (under the webcam)."
 )
-NO_FRAMES = ("⚠️ No frames arrived from the webcam. Click **Click to Access Webcam** and allow the camera "
+NO_FRAMES = ("⚠️ No frames arrived from the webcam. Press **Click to Access Webcam** and allow the camera "
              "(if you said no before, allow it with the camera icon in the address bar), then hold the button again.")
 
 
@@ -319,12 +319,15 @@ def wire_capture_tab(tab: CaptureTab, services: Services, session: gr.BrowserSta
             return {tab.status: f"⚠️ {e}"}
         return {tab.status: f"Removed the class “{name}”.", **view(client, None)}
 
-    def use(state, title):
+    def use(request: gr.Request, state, title):
         update, client = client_of(state)
         try:
+            services.admit(client, request)  # a new dataset costs disk: a flood of made-up students is refused
             info = captures.to_dataset(services.datasets, client, title or "webcam")
         except (CaptureError, datasets.DatasetError) as e:
             return {**update, tab.result: f"⚠️ {e}"}
+        except gr.Error as e:
+            return {**update, tab.result: f"⚠️ {e.message}"}
         choices = dataset_choices(services, client)
         msg = (f"✅ Saved **{info.title()}** as `{info.dataset_id}`. Switch to the **Train** tab: it is selected "
                "as the dataset there. Press **Train**." + small_set_hint(info.counts))

@@ -169,7 +169,12 @@ def wire_data_tab(tab: DataTab, services: Services, session: gr.BrowserState, tr
     tab.reshuffle.click(other_samples, [tab.dataset, session, seed], [tab.grid, seed, tab.summary],
                         api_visibility="private")
 
-    def upload(s, path, name, progress=gr.Progress()):
+    def upload(request: gr.Request, s, path, name, progress=gr.Progress()):
+        s = ensure_client(s)
+        try:  # a new dataset costs disk and CPU: a flood of made-up students is refused here too
+            services.admit(s["client"], request)
+        except gr.Error as e:
+            return {session: s, tab.upload_status: f"⚠️ {e.message} Nothing was added."}
         s, status, new = add_zip(services, s, path, name, progress)
         if new is None:
             return {session: s, tab.upload_status: status}

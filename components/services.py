@@ -17,6 +17,10 @@ from lab.runs import RunStore
 from lab.user_datasets import UserDatasets
 
 
+PREDICT_POOL = "predict"  # the concurrency id every prediction event shares (Try tab and /predict)
+PREDICT_LIMIT = 2  # predictions decoded at once: each may hold a picture of up to 16 MP
+
+
 @dataclass
 class Services:
     jobs: JobManager

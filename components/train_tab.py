@@ -9,10 +9,14 @@ import gradio as gr
 
 from lab import charts, datasets
 from lab.contract import JobView
+from lab.evaluation import VERDICT_MARK
 from lab.hparams import FIELDS, HParams, HParamsError, number_text, validate
 from lab.jobs import JobError
 
+from components.evaluate_panel import EvaluatePanel, class_count, create_evaluate_panel
+from components.layout import KNOBS_ID, MAIN_ID, phone_link
 from components.pictures import picture_box, picture_html
+from components.runs_board import RunsBoard, create_runs_board
 from components.services import Services, ensure_client
 
 POLL_SECONDS = 0.5
@@ -44,6 +48,9 @@ class TrainTab:
     timer: gr.Timer
     share_link: gr.Markdown
     seen: gr.State  # how many metric rows the page already shows (skip redundant redraws)
+    board: RunsBoard | None = None  # the student's runs, compared (components/runs_board.py)
+    new_run: gr.State | None = None  # the id of the run a job just saved: listeners refresh on its change
+    evaluation: EvaluatePanel | None = None  # where the run goes wrong (components/evaluate_panel.py)
 
     def control(self, name: str):
         """The control of one HParams field."""
@@ -71,7 +78,7 @@ def ladder_choices(f, value=None) -> list[tuple[str, float]]:
     typed) is offered too, marked, so it is shown and kept exactly."""
     choices = [(number_text(v), v) for v in f.ladder]
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value not in f.ladder:
-        choices.append((f"{number_text(value)} (not on the ladder)", value))
+        choices.append((f"{number_text(value)} (your own value, between the usual steps)", value))
     return sorted(choices, key=lambda c: c[1])
 
 
@@ -92,8 +99,9 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
     hp = defaults or HParams()
     missing = augment.unavailable()  # field name -> why it cannot be used here (keras-cv absent)
     controls = {}
-    with gr.Row():
-        with gr.Column(scale=1, min_width=300):
+    with gr.Row(elem_id="train-layout"):
+        with gr.Column(scale=1, min_width=300, elem_id=KNOBS_ID):
+            phone_link("↑ Back to Train and the charts", MAIN_ID, "to-train-link")
             for f in FIELDS:
                 if f.group != "main":
                     continue
@@ -102,15 +110,18 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
                     model_info = gr.Markdown(elem_id="model-info")
                     with gr.Accordion("The model's layers", open=False):
                         model_layers = gr.Code(language=None, show_label=False, elem_id="model-layers")
-        with gr.Column(scale=2):
+        with gr.Column(scale=2, elem_id=MAIN_ID):  # first on a phone (components/layout.py)
             with gr.Row():
                 train_button = gr.Button("Train", variant="primary", elem_id="train-button")
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
             status = gr.Markdown("Press **Train** to start.", elem_id="train-status")
+            phone_link("⚙️ Settings: model, learning rate… ↓", KNOBS_ID, "to-knobs-link")
             loss_plot = gr.Plot(charts.loss_figure([], hp.epochs), elem_id="loss-plot", show_label=False)
             accuracy_plot = gr.Plot(charts.accuracy_figure([], hp.epochs), elem_id="accuracy-plot", show_label=False)
             share_link = gr.Markdown(elem_id="share-link")
             gr.Markdown(CHART_HELP)
+            board = create_runs_board()  # runs compared, right under the curves (issue 13)
+            evaluation = create_evaluate_panel()
     # Full width below: many sliders, and a preview picture that needs room.
     with gr.Accordion(GROUPS["augment"], open=False, elem_id="augment-accordion"):
         with gr.Row():
@@ -134,7 +145,8 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
                     controls[f.name] = _control(f, getattr(hp, f.name))
     return TrainTab([controls[f.name] for f in FIELDS], model_info, model_layers, preview_button,
                     preview_text, preview_image, train_button, stop_button, status, loss_plot, accuracy_plot,
-                    gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1))
+                    gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1), board=board,
+                    new_run=gr.State(""), evaluation=evaluation)
 
 
 def status_markdown(view: JobView) -> str:
@@ -157,13 +169,20 @@ def status_markdown(view: JobView) -> str:
         return f"🏃 **{doing}**: epoch {p.epoch:.1f} of {view.total_epochs} · step {p.step}{speed}{accel}{note}"
     acc = f" Validation accuracy **{view.val_accuracy:.1%}**." if view.val_accuracy is not None else ""
     icon = {"done": "✅", "stopped": "⏹️", "failed": "⚠️"}.get(view.state, "")
-    return f"{icon} **{view.state.capitalize()}**: {view.message}.{acc}".replace("..", ".")
+    # the job's verdicts (near chance, few pictures, overfitting: lab.evaluation) on a line of their own,
+    # and no green tick for a run that needs them
+    message, mark, verdicts = view.message.partition(VERDICT_MARK)
+    icon = "⚠️" if verdicts else icon
+    line = f"{icon} **{view.state.capitalize()}**: {message}.{acc}".replace("..", ".")
+    return f"{line}\n\n{mark.strip()} {verdicts}" if verdicts else line
 
 
-def figures(rows, hp: HParams):
-    """Loss and accuracy charts for a job's rows, the x axis spanning all its planned epochs."""
+def figures(rows, hp: HParams, num_classes: int | None = None):
+    """Loss and accuracy charts for a job's rows, the x axis spanning all its planned epochs
+    (with `num_classes`, the accuracy chart's chance line)."""
     ft = hp.epochs if hp.fine_tune_epochs else None
-    return charts.loss_figure(rows, hp.total_epochs, ft), charts.accuracy_figure(rows, hp.total_epochs, ft)
+    return (charts.loss_figure(rows, hp.total_epochs, ft),
+            charts.accuracy_figure(rows, hp.total_epochs, ft, num_classes))
 
 
 def describe_model(services: Services, name: str, dataset: str, session) -> tuple[str, str]:
@@ -204,12 +223,15 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             services.admit(state["client"], request)
             job = services.jobs.submit(state["client"], hp)
         except (HParamsError, JobError, gr.Error) as e:
-            # No toast: the status line says it, next to the button (a running job's line comes back with
-            # the next poll); the timer is left alone, so a refused second Train keeps watching the first.
-            return {session: state, tab.status: f"⚠️ {e.message if isinstance(e, gr.Error) else e}"}
+            # A toast (the running job's next poll soon takes the status line back) and the status line; the
+            # timer is left alone, so a refused second Train keeps watching the first job.
+            message = e.message if isinstance(e, gr.Error) else str(e)
+            gr.Warning(message)
+            return {session: state, tab.status: f"⚠️ {message}"}
         state["job"] = job.job_id
         view = services.jobs.view(job.job_id, state["client"])
-        return {session: state, tab.status: status_markdown(view), **dict(zip(charts_of, figures(view.rows, hp))),
+        shown = figures(view.rows, hp, class_count(services, hp, state["client"]))
+        return {session: state, tab.status: status_markdown(view), **dict(zip(charts_of, shown)),
                 tab.timer: gr.Timer(active=True), tab.seen: len(view.rows), tab.share_link: share_link_markdown(hp)}
 
     def stop(state):
@@ -231,9 +253,11 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             return {tab.timer: gr.Timer(active=False)}
         update = {tab.status: status_markdown(view), tab.timer: gr.Timer(active=view.active), tab.seen: len(view.rows)}
         if len(view.rows) != seen or not view.active:
-            update.update(zip(charts_of, figures(view.rows, view.hparams)))
+            update.update(zip(charts_of, figures(view.rows, view.hparams,
+                                                 class_count(services, view.hparams, state["client"]))))
         if not view.active and view.run_id:
             update[run_dropdown] = run_choices(state)
+            update[tab.new_run] = view.run_id
         return update
 
     model, dataset = tab.control("model"), tab.control("dataset")
@@ -261,7 +285,7 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
     tab.train_button.click(train, [session, *tab.controls], outputs, api_visibility="private", concurrency_limit=None)
     tab.stop_button.click(stop, session, tab.status, api_visibility="private", concurrency_limit=None)
     # Polls are cheap reads of a job view: no concurrency limit, no spinner.
-    tab.timer.tick(poll, [session, tab.seen], [tab.status, *charts_of, tab.timer, tab.seen, run_dropdown],
+    tab.timer.tick(poll, [session, tab.seen], [tab.status, *charts_of, tab.timer, tab.seen, run_dropdown, tab.new_run],
                    api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
 
@@ -318,7 +342,8 @@ def reattach(tab: TrainTab, services: Services, session: gr.BrowserState, state,
     if link_hp is not None:
         link_note = LINK_REPLACED
     update.update(zip(tab.controls, hparams_to_values(link_hp or hp)))
-    update.update(zip((tab.loss_plot, tab.accuracy_plot), figures(rows, hp)))
+    shown = figures(rows, hp, class_count(services, hp, state["client"]))  # with the chance line
+    update.update(zip((tab.loss_plot, tab.accuracy_plot), shown))
     update.update({tab.status: f"{status}\n\n{link_note}" if link_note else status, tab.seen: len(rows),
                    tab.share_link: share_link_markdown(hp, replaced=link_hp is not None)})
     return update

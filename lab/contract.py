@@ -4,8 +4,8 @@ The page's timer, the `/job_status` endpoint and (later) the teacher's board all
 `JobView` of a job, never the engine's internals or a string-keyed dict:
 
 - `Progress`: what a running job is doing now. The worker (lab.jobs), the training callback
-  (lab.training) and the feature cache (lab.features) write it; `update` refuses a name that is
-  not a field, so a writer and a reader cannot drift apart on a key.
+  (lab.training) and the feature cache (lab.features) write it; it has slots, so setting a name
+  that is not a field raises, and a writer and a reader cannot drift apart on a key.
 - `JobView`: a copy of one job at one moment (state, place in the queue, progress, metric rows,
   the `HParams` object itself, the saved run's id); `to_json()` is the API's answer.
 
@@ -19,10 +19,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ACTIVE = ("queued", "running")  # a job in one of these states may still change
-ENDED = ("done", "stopped", "failed")
 
 
-@dataclass
+@dataclass(slots=True)  # slots: assigning a misspelt field raises instead of adding it
 class Progress:
     """What a running job is doing now; None (or "") means not known yet."""
 
@@ -63,8 +62,8 @@ class JobView:
     position: int  # 1-based place in the queue; 0 when not queued
     queue_length: int
     progress: Progress
+    hparams: Any  # lab.hparams.HParams (not imported: this module stays at the bottom)
     rows: list[dict] = field(default_factory=list)  # metric rows: step, epoch, loss, accuracy[, val_*]
-    hparams: Any = None  # lab.hparams.HParams (not imported: this module stays at the bottom)
 
     @property
     def active(self) -> bool:

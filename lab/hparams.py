@@ -157,6 +157,11 @@ def _shown(text: Any) -> str:
     return repr(text) if len(text) <= MAX_SHOWN else repr(text[:MAX_SHOWN]) + f"… ({len(text):,} characters)"
 
 
+def _bound(value: Any) -> str:
+    """A range's end (or the value refused) as the controls show numbers: 0.00001, not 1e-05."""
+    return number_text(value) if isinstance(value, float) else _fmt(value)
+
+
 def _fmt(value: Any) -> str:
     return ("true" if value else "false") if isinstance(value, bool) else str(value)
 
@@ -184,7 +189,7 @@ def _coerce(f: Field, value: Any) -> Any:
             raise ValueError("must be a number") from None
     if isinstance(value, int) and abs(value) > 2**53:  # beyond any range here; float() would overflow
         digits = int(value.bit_length() * math.log10(2)) + 1  # str() refuses over 4,300 digits
-        within = f" between {_fmt(f.low)} and {_fmt(f.high)}" if f.low is not None else ""
+        within = f" between {_bound(f.low)} and {_bound(f.high)}" if f.low is not None else ""
         raise ValueError(f"must be a number{within}, not one with about {digits:,} digits")
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError("must be a finite number")
@@ -228,7 +233,7 @@ def validate(raw: dict[str, Any] | None = None, **overrides: Any) -> HParams:
                 problems.append(f"{f.label} ({f.name}) must be one of {', '.join(options)}, not {_shown(v)}")
                 continue
         if f.low is not None and not (f.low <= v <= f.high):
-            problems.append(f"{f.label} ({f.name}) must be between {_fmt(f.low)} and {_fmt(f.high)}, not {_fmt(v)}")
+            problems.append(f"{f.label} ({f.name}) must be between {_bound(f.low)} and {_bound(f.high)}, not {_bound(v)}")
             continue
         values[f.name] = v
     if not problems and values.get("fine_tune_epochs", 0) > 0 and not _is_transfer(values["model"]):

@@ -40,6 +40,11 @@ MAX_SIDE = 1024
 # (the Try tab, /predict and zip imports together), so memory stays bounded however many arrive.
 BIG_DECODE = 4_000_000
 _BIG_DECODES = threading.BoundedSemaphore(2)
+# A backstop for pictures Gradio decodes itself before the lab sees them (webcam frames, drawings:
+# components that hand over arrays, decoded with Pillow's warnings off): Pillow refuses to open
+# anything over twice this, 100 MP instead of its default 179 MP. read_image refuses from 50 MP at
+# open and decides below that with its own checks (after a JPEG's draft: big phone photos still work).
+Image.MAX_IMAGE_PIXELS = 50_000_000
 
 
 class ImageError(ValueError):

@@ -17,7 +17,7 @@ import traceback
 from collections import deque
 from dataclasses import dataclass, field
 
-from lab import backend, downloads
+from lab import backend, downloads, evaluation
 from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
 from lab.hparams import HParams
@@ -182,7 +182,9 @@ class JobManager:
         with downloads.reporting(downloading):
             data = self.catalog.load(job.hparams.dataset, job.owner)
         progress.fraction = None
+        started = time.perf_counter()
         result = train(job.hparams, runtime, job.log, data=data)
+        train_seconds = round(time.perf_counter() - started, 2)  # the runs board's "training time"
         if not job.log.rows:
             job.state = "failed" if result.diverged else "stopped"
             job.message = DIVERGED if result.diverged else "stopped before the first measurement; nothing to keep"
@@ -193,16 +195,21 @@ class JobManager:
             owner=job.owner, hparams=job.hparams, metrics=job.log.snapshot(), model=result.model,
             class_names=result.class_names, look=data.look, state=state,
             dataset_title=self.catalog.title(job.hparams.dataset, job.owner),
+            train_seconds=train_seconds, images_per_second=progress.images_per_sec,
         )
+        # Evaluated here, on the accelerator, before the job ends: watchers of an ended job find it saved.
+        verdict = evaluation.after_job(self.runs, job.run_id, result.model, data, job.hparams, job.log.rows, state,
+                                       job.hparams.batch_size * runtime.replicas, progress)
         if result.diverged:
             job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as a run you can try."
         elif result.stopped:
             job.state, job.message = "stopped", "the partial run was kept: try it in the Try tab"
         else:
-            job.state, job.message = "done", "saved: try it in the Try tab"
+            job.state, job.message = "done", "saved; try it in the Try tab"
         budget = getattr(self.runs, "budget", None)  # lab.storage.DiskBudget: the class's storage was full
         if budget is not None and (note := budget.note(job.run_id)):
             job.message = f"{job.message.rstrip('.')}. {note}"
+        job.message += verdict  # plain words when the run is near chance, measured on few pictures, or overfits
         progress.phase = job.state
 
     def _forget_old(self) -> None:

@@ -1,7 +1,8 @@
 """RunStore: one folder per finished (or stopped) run, surviving restarts of the app.
 
 runs/<run_id>/ holds hparams.json, meta.json (owner, state, classes, how inputs look),
-metrics.csv and model.keras. Loading is cached, with a compiled predict function.
+metrics.csv and model.keras, and once the job has evaluated it, evaluation.json with mistakes.npz
+(lab.evaluation). Loading is cached, with a compiled predict function.
 
 Privacy: run ids are unguessable, and every lookup a student's request makes passes its
 `owner`: another student's run gets exactly the answer a missing one gets (RunNotFound).
@@ -10,6 +11,7 @@ Privacy: run ids are unguessable, and every lookup a student's request makes pas
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lab.evaluation import Evaluation
 from lab.hparams import HParams, validate
 from lab.images import ImageLook
 from lab.storage import LRU, atomic_folder, sweep_temporary
@@ -31,6 +34,7 @@ from lab.storage import LRU, atomic_folder, sweep_temporary
 # Ids are made here (a sortable time, then 64 random bits); anything longer is refused before the
 # disk is touched, so a hostile id can neither reach the file system nor echo its paths back.
 MAX_RUN_ID = 64
+EVALUATION, MISTAKES = "evaluation.json", "mistakes.npz"  # lab.evaluation's figures, and its pictures
 _RUN_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z_-]{0,63}$")
 
 
@@ -61,13 +65,15 @@ class RunInfo:
     look: ImageLook
     val_accuracy: float | None
     dataset_title: str = ""  # how the student named their own dataset ("my webcam"); "" for built-ins
+    best_val_accuracy: float | None = None
+    train_seconds: float | None = None  # fit's wall time; None for runs saved before it was recorded
+    images_per_second: float | None = None  # training speed over the last epoch; None likewise
 
     def title(self) -> str:
-        acc = f"val acc {self.val_accuracy:.1%}" if self.val_accuracy is not None else "stopped before it was measured"
-        when = time.strftime("%H:%M:%S", time.localtime(self.created))
-        # a student's own dataset: the name they gave it, never its private id
-        dataset = self.dataset_title or self.hparams.dataset.split("@")[0]
-        return f"{when} · {self.hparams.model} on {dataset} · {acc} · {self.state}"
+        """What the run is (`small_cnn · lr 0.03 · 96.1%`): lab.compare.run_name."""
+        from lab.compare import run_name
+
+        return run_name(self)
 
 
 @dataclass
@@ -97,8 +103,11 @@ class RunStore:
         self._cache: LRU[str, LoadedRun] = LRU(cache_size)  # loaded models, with their compiled predict
 
     def save(self, *, owner: str, hparams: HParams, metrics: list[dict], model, class_names, look: ImageLook, state: str,
-             dataset_title: str = "") -> str:
-        """Write a run atomically (a temporary folder renamed into place); return its id."""
+             dataset_title: str = "", train_seconds: float | None = None, images_per_second: float | None = None) -> str:
+        """Write a run atomically (a temporary folder renamed into place); return its id.
+
+        `train_seconds` and `images_per_second` (how long fit took, how fast it went) go to the runs board.
+        """
         run_id = new_run_id()
         df = pd.DataFrame(metrics)
         val = df["val_accuracy"].dropna() if "val_accuracy" in df else pd.Series(dtype=float)
@@ -111,6 +120,9 @@ class RunStore:
             "look": asdict(look),
             "val_accuracy": float(val.iloc[-1]) if len(val) else None,
             "dataset_title": dataset_title,
+            "best_val_accuracy": float(val.max()) if len(val) else None,
+            "train_seconds": train_seconds,
+            "images_per_second": images_per_second,
         }
         with atomic_folder(self.root / run_id) as tmp:
             (tmp / "hparams.json").write_text(json.dumps(hparams.to_dict(), indent=2))
@@ -128,6 +140,8 @@ class RunStore:
             run_id=meta["run_id"], owner=meta["owner"], created=meta["created"], state=meta["state"],
             hparams=hp, class_names=tuple(meta["class_names"]), look=ImageLook(**meta["look"]),
             val_accuracy=meta.get("val_accuracy"), dataset_title=str(meta.get("dataset_title") or ""),
+            best_val_accuracy=_number(meta.get("best_val_accuracy")),
+            train_seconds=_number(meta.get("train_seconds")), images_per_second=_number(meta.get("images_per_second")),
         )
 
     def list(self, owner: str | None = None) -> list[RunInfo]:
@@ -141,7 +155,7 @@ class RunStore:
             except (OSError, ValueError, KeyError, TypeError):
                 continue
             if owner is None or info.owner == owner:
-                infos.append(info)
+                infos.append(_with_best(info, folder))
         return sorted(infos, key=lambda i: i.created, reverse=True)
 
     def info(self, run_id: str, owner: str | None = None) -> RunInfo:
@@ -153,7 +167,7 @@ class RunStore:
             raise not_found(run_id) from None
         if owner is not None and info.owner != owner:
             raise not_found(run_id)
-        return info
+        return _with_best(info, folder)
 
     def metrics(self, run_id: str, owner: str | None = None) -> pd.DataFrame:
         self.info(run_id, owner)
@@ -192,6 +206,27 @@ class RunStore:
         """Drop a run's loaded model from memory (after its folder went: DiskBudget calls this)."""
         self._cache.pop(run_id, None)
 
+    def save_evaluation(self, run_id: str, evaluation: Evaluation) -> None:
+        """Keep a run's evaluation in its folder: the mistakes' pictures (mistakes.npz), then
+        evaluation.json, each written whole and renamed into place (the json last: it is what says
+        the evaluation is there). Trusted callers only: the job, or of_run after its owner check."""
+        folder = self._folder(run_id)
+        _write_whole(folder / MISTAKES, lambda f: np.savez_compressed(f, images=evaluation.images))
+        _write_whole(folder / EVALUATION, lambda f: f.write(json.dumps(evaluation.to_json(), indent=1).encode()))
+
+    def evaluation(self, run_id: str, owner: str | None = None) -> Evaluation | None:
+        """The run's saved evaluation; None when it has none yet (lab.evaluation.of_run makes one).
+        With `owner`, only theirs (else RunNotFound, as for a missing run)."""
+        self.info(run_id, owner)
+        folder = self._folder(run_id)
+        try:
+            data = json.loads((folder / EVALUATION).read_text())
+            with np.load(folder / MISTAKES, allow_pickle=False) as f:
+                images = f["images"]
+            return Evaluation.from_json(data, images)
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: evaluate again
+            return None
+
     def _folder(self, run_id: str) -> Path:
         # run ids come from browsers and API callers: only the form ids are made in names a folder
         # (no path separators, no dots, no over-long names that would echo the runs path in an error)
@@ -201,3 +236,31 @@ class RunStore:
         if not (folder / "model.keras").exists():
             raise not_found(run_id)
         return folder
+
+
+def _number(value) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _with_best(info: RunInfo, folder: Path) -> RunInfo:
+    """A run saved before meta.json recorded its best validation accuracy: read it from its metrics
+    (only the runs a caller may see pay for it)."""
+    if info.best_val_accuracy is not None or info.val_accuracy is None:
+        return info
+    try:
+        val = pd.read_csv(folder / "metrics.csv", usecols=lambda c: c == "val_accuracy").get("val_accuracy")
+    except (OSError, ValueError):
+        return info
+    val = val.dropna() if val is not None else ()
+    return dataclasses.replace(info, best_val_accuracy=float(val.max())) if len(val) else info
+
+
+def _write_whole(path: Path, write) -> None:
+    """`write(file)` into a temporary file beside `path`, then rename it over `path` (never half a file)."""
+    tmp = path.with_name(f".tmp-{secrets.token_hex(4)}-{path.name}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -12,9 +12,11 @@ import circle of any length:
     2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features
     3 registry      datasets (DATASETS: the built-ins, loaded through downloads)
     4 catalogues    user_datasets (a student's own, and Catalog over both), augment
-    5 settings      hparams (its choices come from the registries below it)
-    6 work          training, runs
-    7 queue         jobs
+    5 settings      hparams (its choices come from the registries below it); evaluation (a run's confusion
+                    matrix and mistakes: numpy around one model call, on the split lab.datasets makes)
+    6 comparing     compare (what a run is called, which knobs differ between runs)
+    7 work          training, runs
+    8 queue         jobs
 
 models/ sits beside layer 0: the engine may import it, and it imports nothing from lab/.
 A new module gets a place in LAYERS below.
@@ -34,7 +36,8 @@ LAYERS = (
     ("downloads", "image_folder", "features"),
     ("datasets",),
     ("user_datasets", "augment"),
-    ("hparams",),
+    ("hparams", "evaluation"),
+    ("compare",),
     ("training", "runs"),
     ("jobs",),
 )

@@ -216,14 +216,14 @@ def test_keyboard_alone_trains_stops_switches_tabs_and_tries(page):
     # The tabs: Tab to one, Enter opens it.
     select_tab(page, "Try")
     run = page.locator("#run-dropdown input")
-    sync_api.expect(run).to_have_value(re.compile(r"done$"))  # the newest run is selected
+    sync_api.expect(run).to_have_value(re.compile(r"epochs 3 · \d+\.\d%$"))  # the newest run is selected, named by what it is
     # The run dropdown: focusing opens its list, the arrow keys move, Enter picks the stopped run.
     tab_to_id(page, "#run-dropdown input")
     options = page.get_by_role("option")
     sync_api.expect(options).to_have_count(2)
     page.keyboard.press("ArrowDown")
     page.keyboard.press("Enter")
-    sync_api.expect(run).to_have_value(re.compile(r"stopped$"))
+    sync_api.expect(run).to_have_value(re.compile(r"epochs 60 · .*stopped"))
     wait_idle(page)
 
     # The upload: a focusable button whose Enter opens the file dialog; the picture is then classified.

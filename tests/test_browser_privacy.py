@@ -96,3 +96,23 @@ def test_a_restart_keeps_every_students_runs_on_their_page(browser, tmp_path):
         second.close()
         if context is not None:
             context.close()
+
+
+def test_a_link_to_a_classmates_own_dataset_says_it_is_not_yours(browser, app, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from tests.zips import pets_zip
+
+    classmate = Client(app.url, verbose=False)
+    theirs = classmate.predict(handle_file(str(pets_zip(tmp_path / "p.zip"))), "pets", api_name="/add_dataset")
+    context, page, errors = student(browser, app.url)
+    try:
+        page.goto(f"/?dataset={theirs['dataset']}&epochs=3")
+        wait_loaded(page)
+        sync_api.expect(page.locator("#train-status")).to_contain_text("not yours")
+        sync_api.expect(page.locator("#dataset-dropdown input")).to_have_value("digits")
+        sync_api.expect(page.locator("#epochs-slider input[type=number]")).to_have_value("3")
+        assert theirs["dataset"] not in page.locator("#train-status").inner_text()
+        assert not errors, errors
+    finally:
+        context.close()
