@@ -110,7 +110,10 @@ def test_axe_finds_nothing_serious_after_training_and_predicting(axe_source, pag
 
     found: dict[str, list[dict]] = {}
     train_default_run(page)
-    audit(page, axe_source, "Train-done", found)  # the curves, the share link, the done line
+    # The evaluation panel fills in after the run is saved (a chain of updates): audit the page it ends as.
+    sync_api.expect(page.locator("#evaluation-summary")).to_contain_text("Accuracy", timeout=60_000)
+    wait_idle(page)
+    audit(page, axe_source, "Train-done", found)  # the curves, the share link, the done line, the evaluation
 
     page.get_by_text("Augmentation (random changes", exact=False).click()
     page.click("#augment-preview-button")
