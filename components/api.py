@@ -37,6 +37,13 @@ def register_api(services: Services) -> None:
             raise gr.Error("no session: call the API through gradio_client (one Client is one student)")
         return "api-" + session
 
+    def latest_run(owner: str) -> str:
+        """The id of `owner`'s newest run (what an empty run_id means)."""
+        latest = services.runs.latest(owner)
+        if latest is None:
+            raise gr.Error("you have no trained run yet: call /train first")
+        return latest.run_id
+
     def train(hparams: dict, request: gr.Request = None) -> dict:
         """Queue a training job. Keys are HParams field names; a missing key takes its default."""
         if not isinstance(hparams, dict):
@@ -72,11 +79,7 @@ def register_api(services: Services) -> None:
         if not path:
             raise gr.Error("send an image file (gradio_client.handle_file(path))")
         owner = owner_of(request)
-        if not run_id:
-            latest = services.runs.latest(owner)
-            if latest is None:
-                raise gr.Error("you have no trained run yet: call /train first")
-            run_id = latest.run_id
+        run_id = run_id or latest_run(owner)
         try:
             result = inference.predict(services.runs.load(run_id, owner), path)
         except (ImageError, RunNotFound) as e:
@@ -113,11 +116,7 @@ def register_api(services: Services) -> None:
         support}}, accuracy, and mistakes [{index, true, predicted, confidence, image}], most confident
         first, at most 50. A run saved before evaluations were kept is evaluated now, once."""
         owner = owner_of(request)
-        if not run_id:
-            latest = services.runs.latest(owner)
-            if latest is None:
-                raise gr.Error("you have no trained run yet: call /train first")
-            run_id = latest.run_id
+        run_id = run_id or latest_run(owner)
         try:
             found = evaluation.of_run(services.runs, services.jobs.catalog, run_id, owner)
         except (RunNotFound, EvaluationError) as e:

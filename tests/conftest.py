@@ -83,3 +83,17 @@ def runtime():
     from lab import backend
 
     return backend.runtime()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (Debian's, through Playwright) for one test module; tests open contexts in it."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from tests.test_browser import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield b
+        finally:
+            b.close()

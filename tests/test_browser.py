@@ -50,17 +50,7 @@ POINTS_JS = """sel => {
 }"""
 
 
-# -- fixtures -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
+# -- fixtures (the `browser` fixture, one Chromium per test module, is in conftest.py) ----------
 @pytest.fixture
 def page(browser, app, request):
     """A new student: fresh context (camera allowed), the lab open and its load events finished."""

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401  (browser and page are fixtures)
-    DIGIT_3, ROOT, TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, browser, open_lab, page, predicted, shot, status,
+from tests.test_browser import (  # noqa: F401  (page is a fixture; `browser` is conftest's)
+    DIGIT_3, ROOT, TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, open_lab, page, predicted, shot, status,
     sync_api, train_default_run, wait_idle, wait_status,
 )
 

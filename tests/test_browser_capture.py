@@ -13,8 +13,8 @@ import time
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401  (browser and page are fixtures)
-    TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, browser, open_lab, page, shot, start_training, sync_api, wait_idle,
+from tests.test_browser import (  # noqa: F401  (page is a fixture; `browser` is conftest's)
+    TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, open_lab, page, shot, start_training, sync_api, wait_idle,
     wait_status,
 )
 

@@ -10,8 +10,8 @@ import re
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401  (browser and page are fixtures)
-    browser, page, shot, sync_api, train_default_run, wait_idle,
+from tests.test_browser import (  # noqa: F401  (page is a fixture; `browser` is conftest's)
+    page, shot, sync_api, train_default_run, wait_idle,
 )
 from tests.test_browser_a11y import audit, axe_source, report  # noqa: F401  (axe_source is a fixture)
 

@@ -12,8 +12,8 @@ import re
 
 import pytest
 
-from tests.test_browser import (  # noqa: F401  (browser and page are fixtures)
-    TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, browser, page, predicted, set_epochs, shot, start_training, sync_api,
+from tests.test_browser import (  # noqa: F401  (page is a fixture; `browser` is conftest's)
+    TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, page, predicted, set_epochs, shot, start_training, sync_api,
     wait_idle, wait_status,
 )
 from tests.zips import pets_zip

@@ -11,20 +11,10 @@ import re
 import pytest
 
 from tests.conftest import LaunchedApp
-from tests.test_browser import (CHROMIUM, CHROMIUM_ARGS, DIGIT_3, TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, open_lab,
+from tests.test_browser import (DIGIT_3, TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, open_lab,
                                 open_try, predicted, shot, sync_api, train_default_run, upload, wait_loaded)
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def student(browser, url):
