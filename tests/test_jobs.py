@@ -191,3 +191,31 @@ def test_the_class_queue_has_a_maximum():
     jm.submit("s3", validate({}))  # a place came free
     jm.stop(first.job_id)
 
+
+
+def test_a_real_job_leaves_no_train_graph_behind(runtime, tmp_path):
+    """Issue 10 item 6: Keras' TensorFlow optimizer all-reduces its gradients through tf.custom_gradient,
+    which registers a gradient function in TensorFlow's process-wide registry for every traced train step;
+    its closure holds the whole train graph (about 4.5 MB a job, forever). The worker drops what its job added."""
+    import weakref
+
+    from lab import backend, training
+    from lab.runs import RunStore
+
+    registry = backend._gradient_registry()
+    before = set(registry)
+    held = []  # weak references to the gradient functions the job registered: they hold its graphs
+
+    def train(hp, rt, log, data=None):
+        result = training.fit(hp, rt, log, data=data)
+        held.extend(weakref.ref(registry[n]["type"]) for n in list(registry) if n not in before)
+        return result
+
+    jm = JobManager(RunStore(tmp_path / "runs"), lambda: runtime, train=train)
+    job = jm.submit("alice", validate(epochs=1))
+    deadline = time.time() + 120
+    while jm.get(job.job_id).finished is None and time.time() < deadline:  # finished: after the release
+        time.sleep(0.05)
+    assert jm.get(job.job_id).state == "done", jm.get(job.job_id).message
+    assert [n for n in registry if n not in before and n.startswith("CustomGradient-")] == []
+    assert [r for r in held if r() is not None] == [], "the job's gradient functions (and graphs) are still alive"
