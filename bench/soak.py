@@ -128,6 +128,7 @@ class Soak:
         self.pred_ms: list[float] = []
         self.readings: list[tuple[int, int, float]] = []  # (jobs done, predictions done, RSS MB)
         self.warm_rss: float | None = None
+        self.half_rss: float | None = None  # at half the jobs: growth over the second half is the slope, caches full
         self.peak = 0.0
         self._stop = threading.Event()
 
@@ -187,6 +188,8 @@ class Soak:
                 self.peak = max(self.peak, rss)
                 if done == self.args.warmup_jobs:
                     self.warm_rss = rss
+                if done == self.args.jobs // 2:
+                    self.half_rss = rss
                 if done % self.args.every == 0 or done == self.args.warmup_jobs:
                     self.readings.append((done, self.preds_done, rss))
                     print(f"  {done:4d} jobs  {self.preds_done:5d} predictions  server RSS {rss:7.1f} MB", flush=True)
@@ -252,6 +255,10 @@ def main(argv=None) -> int:
           f"{warm if warm is not None else float('nan'):.1f} MB, end {end:.1f} MB, peak {soak.peak:.1f} MB")
     print(f"growth after warm-up: {growth:+.1f} MB over {soak.jobs_done - args.warmup_jobs} jobs "
           f"({per_job:+.0f} KB/job); target < {args.target_mb:g} MB")
+    if soak.half_rss is not None and args.jobs // 2 > args.warmup_jobs:
+        rest = soak.jobs_done - args.jobs // 2
+        print(f"second half ({args.jobs // 2} -> {soak.jobs_done} jobs): {end - soak.half_rss:+.1f} MB "
+              f"({(end - soak.half_rss) / max(1, rest) * 1024:+.0f} KB/job)")
     for f in soak.failures[:10]:
         print("FAILED", f)
     if soak.failures:

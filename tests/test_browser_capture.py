@@ -51,17 +51,22 @@ def pick_class(page, name: str) -> None:
     wait_idle(page)
 
 
+HOLD_AT_LEAST_MS = 500  # longer than HOLD_JS's TAP_MS (components/capture_tab.py)
+
+
 def hold_to_record(page, name: str, frames: int = 0, ms: int = 0) -> str:
     """Hold the record button down with the mouse until class `name` has `frames` frames (the count
     grows live while held), or for `ms` milliseconds; returns the status line after letting go."""
     page.locator(HOLD).hover()
     page.mouse.down()
+    held_since = time.monotonic()
     sync_api.expect(page.locator(HOLD)).to_contain_text("Recording")
     sync_api.expect(page.locator(STATUS)).to_contain_text(f"Recording into {name}")
     if frames:
         page.wait_for_function(f"() => ({COUNTS_JS})()[{name!r}] >= {frames}", timeout=UI_TIMEOUT_MS,
                                polling=200)
-    page.wait_for_timeout(ms)
+    # A press shorter than the button's tap time (350 ms) latches recording on: this is a hold.
+    page.wait_for_timeout(max(ms, HOLD_AT_LEAST_MS - (time.monotonic() - held_since) * 1000))
     page.mouse.up()
     sync_api.expect(page.locator(HOLD)).to_contain_text("Hold to record")
     page.wait_for_function("sel => /Recorded|No frames|⚠️/.test(document.querySelector(sel)?.innerText || '')",
