@@ -16,6 +16,10 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of class
+# Gradio keeps its last N events (default 10,000) for its monitoring page and rebuilds a pandas table of all
+# of them after every event (every status poll and chart tick): that fragments the heap (+54 MB over a 300-job
+# soak, bench/soak.py, against +5 MB at 500) and costs ~7 ms of CPU an event. 500 is plenty for that page.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "500")
 
 import gradio as gr  # noqa: E402  (gradio does not import keras)
 

@@ -11,7 +11,7 @@ The server's resident memory (VmRSS of its process) is read at start (app up, no
 warm-up jobs (first traces, caches filled) and at the end. Target: growth from warm-up to the end
 under --target-mb (50 MB). Exit status 0 when met, 1 when missed or when a request failed.
 
-    python bench/soak.py                                # 300 jobs, 2,000 predictions (~15-25 min on 2 cores)
+    python bench/soak.py                                # 300 jobs, 2,000 predictions (8-25 min on 2 shared cores)
     python bench/soak.py --jobs 60 --predictions 400    # a quick look
     python bench/soak.py --without-release --jobs 100   # the server without lab.backend.job_memory: the leak
 
