@@ -23,18 +23,7 @@ COLUMNS = ("Run", "When", "Dataset", "Model", "Changed", "Best val acc", "Traini
 STATE_ICONS = {"done": "✅", "stopped": "⏹️", "diverged": "⚠️"}
 MAX_ROWS = 50  # runs the table lists (the charts and the delete menu still offer all of them)
 LATEST = 2  # runs ticked after each new run
-CSS = """
-.runs-scroll { overflow-x: auto; }
-.runs-scroll:focus-visible { outline: 2px solid var(--color-accent); outline-offset: 2px; }
-.runs-scroll table { border-collapse: collapse; width: 100%; font-size: 0.9em; color: var(--body-text-color); }
-.runs-scroll th, .runs-scroll td { border: 1px solid var(--border-color-primary); padding: 6px 8px; text-align: left;
-                                   vertical-align: top; }
-.runs-scroll th { background: var(--background-fill-secondary); font-weight: 600; }
-.runs-scroll td:nth-child(1) { min-width: 11em; }  /* a phone scrolls the table sideways, never squeezes names */
-.runs-scroll td:nth-child(5) { min-width: 10em; }
-.runs-scroll td:not(:nth-child(1)):not(:nth-child(5)) { white-space: nowrap; }
-.runs-scroll caption { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); }
-"""
+from components.layout import BOARD_CSS as CSS  # noqa: E402,F401  (lab_app reads it there, before keras is imported)
 
 
 @dataclass

@@ -18,10 +18,11 @@ TPU_VARS = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
 
 
 # -- choose(): the decision -------------------------------------------------------------
-def test_cpu_only_machine_gets_tensorflow():
+def test_cpu_only_machine_gets_jax_where_installed_else_tensorflow():
     choice = backend.choose("auto", Facts(has_tensorflow=True, has_jax=True))
-    assert choice == Choice("tensorflow", choice.reason)
-    assert "CPU" in choice.reason
+    assert choice == Choice("jax", choice.reason)
+    assert "CPU" in choice.reason and "faster" in choice.reason
+    assert backend.choose("auto", Facts(has_tensorflow=True, has_jax=False)).backend == "tensorflow"
 
 
 def test_tpu_with_jax_installed_gets_jax():
@@ -38,10 +39,46 @@ def test_tpu_without_jax_falls_back_to_tensorflow():
     assert backend.choose("auto", Facts(tpu=True, has_tensorflow=True, has_jax=False)).backend == "tensorflow"
 
 
-def test_gpu_gets_tensorflow_even_with_jax_installed():
-    choice = backend.choose("auto", Facts(gpu=True, has_tensorflow=True, has_jax=True))
+def test_gpu_gets_tensorflow_when_tensorflow_sees_it_even_with_jax_installed():
+    choice = backend.choose("auto", Facts(gpu=True, has_tensorflow=True, has_jax=True, tensorflow_gpu=True, jax_gpu=True))
     assert choice.backend == "tensorflow"
     assert "GPU" in choice.reason
+
+
+def test_gpu_that_only_jax_sees_gets_jax():
+    """The H200 of issue 18: tensorflow-cpu for tf.data, JAX with CUDA. TensorFlow would train on the CPU."""
+    choice = backend.choose("auto", Facts(gpu=True, has_tensorflow=True, has_jax=True, jax_gpu=True))
+    assert choice.backend == "jax"
+    assert "GPU" in choice.reason and "TensorFlow cannot" in choice.reason
+
+
+# Every combination of device and installed frameworks: (device, frameworks) -> the backend auto picks.
+# gpu:tf = TensorFlow has CUDA there, gpu:jax = JAX has its CUDA plugin, gpu:both, gpu:none = only the driver.
+AUTO = {
+    "cpu":      {"tf": "tensorflow", "jax": "jax", "both": "jax"},
+    "gpu:tf":   {"tf": "tensorflow", "jax": "jax", "both": "tensorflow"},
+    "gpu:jax":  {"tf": "tensorflow", "jax": "jax", "both": "jax"},
+    "gpu:both": {"tf": "tensorflow", "jax": "jax", "both": "tensorflow"},
+    "gpu:none": {"tf": "tensorflow", "jax": "jax", "both": "jax"},
+    "tpu":      {"tf": "tensorflow", "jax": "jax", "both": "jax"},
+}
+
+
+@pytest.mark.parametrize("device, frameworks", [(d, f) for d in AUTO for f in ("tf", "jax", "both", "none")])
+def test_auto_for_every_device_and_framework(device, frameworks):
+    has_tf, has_jax = frameworks in ("tf", "both"), frameworks in ("jax", "both")
+    sees = device.partition(":")[2]
+    facts = Facts(tpu=device == "tpu", gpu=device.startswith("gpu"), has_tensorflow=has_tf, has_jax=has_jax,
+                  tensorflow_gpu=has_tf and sees in ("tf", "both"), jax_gpu=has_jax and sees in ("jax", "both"))
+    if frameworks == "none":
+        with pytest.raises(RuntimeError, match="requirements"):
+            backend.choose("auto", facts)
+        return
+    choice = backend.choose("auto", facts)
+    assert choice.backend == AUTO[device][frameworks]
+    on_accelerator = (device == "tpu" and choice.backend == "jax") or \
+        (device.startswith("gpu") and (facts.tensorflow_gpu if choice.backend == "tensorflow" else facts.jax_gpu))
+    assert ("CPU" in choice.reason) != on_accelerator, choice.reason  # the reason says where it trains
 
 
 def test_jax_alone_is_used_when_tensorflow_is_missing():
@@ -92,7 +129,7 @@ def test_neither_framework_installed_points_at_requirements():
 def test_choose_gathers_facts_when_none_are_given(monkeypatch):
     monkeypatch.setattr(backend, "gather_facts", lambda: Facts(tpu=True, has_tensorflow=True, has_jax=True))
     assert backend.choose().backend == "jax"
-    monkeypatch.setattr(backend, "gather_facts", lambda: Facts(has_tensorflow=True, has_jax=True))
+    monkeypatch.setattr(backend, "gather_facts", lambda: Facts(gpu=True, tensorflow_gpu=True, has_tensorflow=True, has_jax=True))
     assert backend.choose().backend == "tensorflow"
 
 
@@ -166,7 +203,7 @@ def bare_machine(monkeypatch):
 def test_bare_cpu_machine_has_no_accelerator(bare_machine):
     facts = backend.gather_facts()
     assert facts == Facts(tpu=False, gpu=False, has_tensorflow=True, has_jax=True, why=())
-    assert backend.choose("auto", facts).backend == "tensorflow"
+    assert backend.choose("auto", facts).backend == "jax"
 
 
 @pytest.mark.parametrize("var, value", [("TPU_NAME", "local"), ("COLAB_TPU_ADDR", "10.0.0.2:8470"),
@@ -215,7 +252,39 @@ def test_nvidia_driver_means_a_gpu(bare_machine, how):
     facts = backend.gather_facts()
     assert facts.gpu and not facts.tpu
     assert any("GPU" in w for w in facts.why)
-    assert backend.choose("auto", facts).backend == "tensorflow"
+
+
+@pytest.mark.parametrize("tf_cuda, plugin, expect", [(True, None, "tensorflow"), (False, "jax_cuda12_plugin", "jax"),
+                                                     (False, "jax_plugins.xla_cuda13", "jax"),
+                                                     (True, "jax_cuda12_plugin", "tensorflow")])
+def test_which_framework_sees_the_gpu_decides(bare_machine, monkeypatch, tf_cuda, plugin, expect):
+    bare_machine["paths"].add("/dev/nvidia0")
+    monkeypatch.setattr(backend, "_tensorflow_has_cuda", lambda: tf_cuda)
+    if plugin:
+        bare_machine["present"].add(plugin)
+    facts = backend.gather_facts()
+    assert (facts.tensorflow_gpu, facts.jax_gpu) == (tf_cuda, plugin is not None)
+    assert backend.choose("auto", facts).backend == expect
+    assert any(("TensorFlow" if tf_cuda else "JAX") + " " in w for w in facts.why)
+
+
+def test_a_gpu_neither_framework_can_use_trains_on_the_cpu_and_says_so(bare_machine, monkeypatch):
+    bare_machine["paths"].add("/dev/nvidia0")
+    monkeypatch.setattr(backend, "_tensorflow_has_cuda", lambda: False)
+    facts = backend.gather_facts()
+    assert not facts.tensorflow_gpu and not facts.jax_gpu
+    assert any("neither" in w for w in facts.why)
+    assert "neither framework" in backend.choose("auto", facts).reason
+
+
+def test_tensorflow_cpu_package_has_no_cuda(monkeypatch):
+    from importlib import metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)  # only tensorflow-cpu is installed
+    assert backend._tensorflow_has_cuda() is False
 
 
 @pytest.mark.parametrize("missing, expect", [({"jax"}, (True, False)), ({"tensorflow"}, (False, True)),
@@ -230,6 +299,29 @@ def test_tpu_without_jax_installed_still_trains_on_tensorflow(bare_machine, monk
     monkeypatch.setenv("TPU_NAME", "local")
     bare_machine["missing"] = {"jax"}
     assert backend.choose("auto", backend.gather_facts()).backend == "tensorflow"
+
+
+def test_compile_cache_keeps_small_programs_in_the_folder(tmp_path):
+    """JAX's persistent cache in a folder beside the runs, with thresholds low enough for the lab's
+    small train steps (run in a fresh process: the setting is process-wide)."""
+    code = ("import os, sys; os.environ['JAX_PLATFORMS']='cpu'; from lab import backend; backend.configure('jax');"
+            "line = backend.use_compile_cache(sys.argv[1]); import jax, jax.numpy as jnp;"
+            "jax.jit(lambda x: (x * 2).sum())(jnp.ones(3)).block_until_ready(); print(line)")
+    import subprocess
+
+    env = {k: v for k, v in __import__("os").environ.items() if k != "KERAS_BACKEND"}
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled")], env=env, capture_output=True,
+                         text=True, cwd=backend.__file__.rsplit("/lab/", 1)[0], timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "restart" in out.stdout
+    assert list((tmp_path / "compiled").iterdir()), "a 1 ms program was not kept"
+
+
+def test_compile_cache_is_nothing_on_tensorflow(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
+    monkeypatch.setattr(backend, "_CHOICE", None)
+    assert backend.use_compile_cache(tmp_path / "compiled") == ""
+    assert not (tmp_path / "compiled").exists()
 
 
 def test_real_gather_facts_sees_this_venv():
