@@ -252,7 +252,10 @@ class CaptureStore:
                                f"{', '.join(few)}. Record more, or remove the class.")
         x = np.stack([f for _, frames in classes for f in frames])
         y = np.concatenate([np.full(len(frames), i, np.int64) for i, (_, frames) in enumerate(classes)])
-        return store.add(client, name, x, y, [n for n, _ in classes], self.look, source="webcam")
+        grey = self.look.channels == 1
+        why = (f"Pictures used at {self.look.height}×{self.look.width}, {'grey' if grey else 'in colour'}: webcam frames "
+               f"are photos, shrunk as they are recorded to the lab's size for photos.")
+        return store.add(client, name, x, y, [n for n, _ in classes], self.look, source="webcam", look_why=why)
 
     # -- internals (call with the lock held) --------------------------------
     def _get(self, client: str, create: bool = False, missing_ok: bool = False) -> _Client | None:

@@ -139,17 +139,26 @@ def decoded_pixels(path, max_side: int | None = MAX_SIDE) -> int | None:
     None when the file is not an image Pillow recognises (read_image will say why). Used to
     refuse a zip whose pictures add up to too much decoding work before decoding any of them.
     """
+    size = decoded_size(path, max_side)
+    return None if size is None else size[0] * size[1]
+
+
+def decoded_size(path, max_side: int | None = MAX_SIDE) -> tuple[int, int] | None:
+    """(width, height) that `read_image(path)` would decode (a big JPEG in draft mode), from the header.
+
+    None when Pillow does not recognise the file; (2**31, 2**31) for a decompression bomb, which is
+    over any limit (read_image refuses it from the header too).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
                 _draft(im, max_side)
-                w, h = im.size
+                return im.size
     except Image.DecompressionBombError:
-        return 2**62  # over any limit: read_image refuses it from the header too
+        return (2**31, 2**31)
     except Exception:  # anything else unreadable: read_image decides what it is
         return None
-    return w * h
 
 
 def prepare(image: Image.Image, look: ImageLook) -> np.ndarray:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 
 from lab import archive, image_folder
 from lab.archive import ArchiveError
-from lab.image_folder import class_table, dataset_from_zip, load_image_folder
+from lab.image_folder import choose_look, class_table, dataset_from_zip, import_zip, load_image_folder
 from lab.images import ImageLook, prepare, read_image
 
 from tests.zips import BLUE, RED, make_zip, pets_zip, picture
@@ -21,9 +23,10 @@ def test_good_zip_becomes_a_dataset(tmp_path):
     work = tmp_path / "student"
     data = dataset_from_zip(zip_path, work, "pets")
     assert data.name == "pets" and data.class_names == ("cats", "dogs")
-    assert data.x.shape == (23, 96, 96, 3) and data.x.dtype == np.uint8
+    # 12 cats 40-51 × 30 and 11 dogs 50 × 60-70: the median short side is 30, so 32×32, in colour
+    assert data.x.shape == (23, 32, 32, 3) and data.x.dtype == np.uint8
     assert data.y.dtype == np.int64 and data.counts() == {"cats": 12, "dogs": 11}
-    assert data.look == ImageLook(96, 96, 3, light_on_dark=False, fit_to_content=False)
+    assert data.look == ImageLook(32, 32, 3, light_on_dark=False, fit_to_content=False)
     # Labels follow the pictures: red cats, blue dogs.
     mean = data.x.reshape(len(data.x), -1, 3).mean(axis=1)
     assert np.all((mean[:, 0] > 150) == (data.y == 0)) and np.all((mean[:, 2] > 150) == (data.y == 1))
@@ -111,3 +114,50 @@ def test_class_table_needs_two_classes():
     for counts in ({}, {"cats": 50}):
         with pytest.raises(ArchiveError, match="at least 2 classes"):
             class_table(counts)
+
+
+# --- own pictures at their own size (issue 19) ------------------------------------------------
+
+
+def grey_digit_png(i: int, size=28, rgb=False) -> bytes:
+    """A 28×28 white-on-black stroke that differs per picture; saved as L, or as RGB with r = g = b."""
+    from PIL import Image, ImageDraw
+
+    im = Image.new("L", (size, size), 0)
+    ImageDraw.Draw(im).line([(4 + i % 7, 4), (size - 5, size - 5 - i % 5)], fill=255, width=3)
+    if rgb:
+        im = im.convert("RGB")
+    out = io.BytesIO()
+    im.save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("rgb", [False, True], ids=["saved grey", "grey saved as RGB"])
+def test_small_grey_pictures_stay_small_and_grey(tmp_path, rgb):
+    entries = [(f"{c}/{i}.png", grey_digit_png(i + 10 * k, rgb=rgb)) for k, c in enumerate(["ones", "sevens"]) for i in range(8)]
+    imported = import_zip(make_zip(tmp_path / "digits.zip", entries), tmp_path / "work", "digits")
+    data = imported.dataset
+    assert data.look == ImageLook(28, 28, 1, light_on_dark=False, fit_to_content=False)
+    assert data.x.shape == (16, 28, 28, 1)
+    # kept, not resampled: the pixels are the file's own
+    from PIL import Image
+
+    assert np.array_equal(data.x[0, ..., 0], np.asarray(Image.open(io.BytesIO(grey_digit_png(0, rgb=rgb))).convert("L")))
+    assert "28×28, grey" in imported.look_why and "enlarging adds no detail" not in imported.look_why
+    assert imported.look_why in imported.notes()
+
+
+def test_photos_become_96_in_colour_and_one_colour_picture_keeps_three_channels(tmp_path):
+    entries = [(f"cats/{i}.jpg", picture(RED, (640, 480), "JPEG", i)) for i in range(3)]
+    entries += [(f"dogs/{i}.png", grey_digit_png(i, size=300)) for i in range(3)]  # grey dogs, colour cats
+    imported = import_zip(make_zip(tmp_path / "pets.zip", entries), tmp_path / "work", "pets")
+    assert imported.dataset.look == ImageLook(96, 96, 3)
+    assert "shrunk to 96×96" in imported.look_why and "in colour" in imported.look_why
+
+
+@pytest.mark.parametrize("sizes, side", [([(28, 28)] * 5, 28), ([(8, 8)] * 3, 28), ([(32, 32), (33, 40), (31, 31)], 32),
+                                         ([(50, 70), (49, 49), (200, 60)], 64), ([(4000, 3000)], 96), ([], 96)])
+def test_choose_look_takes_the_smallest_side_that_holds_the_typical_picture(sizes, side):
+    look, why = choose_look(sizes, grey=False)
+    assert (look.height, look.width, look.channels) == (side, side, 3)
+    assert f"{side}×{side}" in why
