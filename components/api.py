@@ -1,5 +1,6 @@
-"""The scripting API (gr.api): /train, /job_status, /stop, /predict, /add_dataset, /evaluate; /runs,
-/run_metrics and /delete_run (components/runs_api.py).
+"""The scripting API (gr.api): /train, /job_status, /stop, /predict, /explain, /add_dataset, /evaluate; /runs,
+/run_metrics and /delete_run (components/runs_api.py); /export (a run's model and model card); the
+teacher's /class_board, /set_locks, … and /set_nickname (components/class_api.py).
 
 Everything that arrives here is untrusted: hyperparameters are validated by lab.hparams,
 files are decoded by lab.images, and each failure is a gr.Error with a plain message.
@@ -14,16 +15,19 @@ from __future__ import annotations
 import gradio as gr
 from gradio.data_classes import FileData
 
-from lab import evaluation, inference
+from lab import evaluation, explain, inference
 from lab.archive import ArchiveError
 from lab.datasets import DatasetError
 from lab.hparams import HParamsError, validate
 from lab.images import ImageError
 from lab.jobs import JobError
 from lab.evaluation import EvaluationError
+from lab.export import ExportError
 from lab.runs import RunNotFound
 
-from components.evaluate_panel import api_answer
+from components.evaluate_panel import api_answer, api_image
+from components.class_api import register_class_api
+from components.downloads import EXPORT_LIMIT, EXPORT_POOL, hand_out
 from components.runs_api import register_runs_api
 from components.services import PREDICT_LIMIT, PREDICT_POOL, Services
 
@@ -106,8 +110,25 @@ def register_api(services: Services) -> None:
 
     for fn in (train, job_status, stop):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)
+
+    def explain_image(image: FileData, run_id: str = "", request: gr.Request = None) -> dict:
+        """Classify an image file with one of your runs and show where the model looks (an empty run_id means
+        your latest run): label, confidences, method (grad-cam or saliency), ms, and heatmap: an image file,
+        the picture as the model sees it with the heat over it, at the size the Try tab shows it."""
+        path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
+        if not path:
+            raise gr.Error("send an image file (gradio_client.handle_file(path))")
+        owner = owner_of(request)
+        run_id = run_id or latest_run(owner)
+        try:
+            result = explain.explain(services.runs.load(run_id, owner), path)
+        except (ImageError, RunNotFound, explain.ExplainError) as e:
+            raise gr.Error(str(e)) from None
+        return {**result.as_dict(), "run_id": run_id, "heatmap": api_image(result.overlay, "heatmap.png")}
+
     # each decodes a picture of up to 16 MP: one bounded pool with the Try tab's predictions
     gr.api(predict, api_name="predict", concurrency_id=PREDICT_POOL, concurrency_limit=PREDICT_LIMIT)
+    gr.api(explain_image, api_name="explain", concurrency_id=PREDICT_POOL, concurrency_limit=PREDICT_LIMIT)
     gr.api(add_dataset, api_name="add_dataset", concurrency_limit=2)  # decoding pictures is CPU work
 
     def evaluate(run_id: str = "", request: gr.Request = None) -> dict:
@@ -124,4 +145,20 @@ def register_api(services: Services) -> None:
         return api_answer(found, run_id)
 
     gr.api(evaluate, api_name="evaluate", concurrency_limit=2)  # an old run is evaluated on demand: model work
+
+    def export(run_id: str, format: str = "keras", request: gr.Request = None) -> FileData:
+        """Download one of your runs: format keras (.keras), savedmodel (a TensorFlow SavedModel), tflite (float32),
+        tflite_int8 (quantized, calibrated on the run's training pictures) or card (the model card alone, Markdown).
+        Each model comes zipped with its model card (MODEL_CARD.md: data, figures, the exact input it expects, a
+        Python snippet), that snippet as classify.py and an example picture. Built once (seconds), then kept."""
+        owner = owner_of(request)
+        try:
+            path = services.exports.export(run_id, format, owner)
+        except (ExportError, RunNotFound) as e:
+            raise gr.Error(str(e)) from None
+        return FileData(path=hand_out(path), orig_name=path.name)
+
+    # TFLite conversion is CPU work of seconds: one at a time, shared with the page's downloads
+    gr.api(export, api_name="export", concurrency_id=EXPORT_POOL, concurrency_limit=EXPORT_LIMIT)
     register_runs_api(services, owner_of)
+    register_class_api(services, owner_of)  # the teacher's endpoints (key first) and /set_nickname

@@ -92,6 +92,7 @@ def describe(tab: DataTab, services: Services, name: str, owner: str, progress=N
         f"{'grey' if look.channels == 1 else 'colour'}"
         f"{' · light strokes on a dark background' if look.light_on_dark else ''}. "
         "Training holds out the validation fraction (Train tab) to measure accuracy on unseen images."
+        + (f"\n\n{about.look_why}" if about.look_why else "")
     )
     table = pd.DataFrame({"class": list(counts), "images": list(counts.values())}) if about.builtin else class_table(counts)
     if "warning" in table and not table["warning"].any():

@@ -1,5 +1,6 @@
 """The runs board, under the Train tab's charts: the student's runs newest first, what changed from
-the run before each, two or more of them overlaid on one pair of charts, and deleting runs.
+the run before each, two or more of them overlaid on one pair of charts, downloading a run's model
+(lab.export: .keras, SavedModel, TFLite float or int8, each with its model card), and deleting runs.
 
 Only the caller's runs: every run id that comes back from the browser (ticked, chosen for
 deletion) is looked up with the student's owner, and one that is not theirs is skipped as if it
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 import gradio as gr
 
 from lab import charts, compare
+from lab.export import ExportError
 from lab.runs import RunNotFound
 
+from components.downloads import EXPORT_LIMIT, EXPORT_POOL, FORMAT_CHOICES, hand_out
 from components.services import Services, ensure_client
 
 EMPTY = "<p>No runs yet: press <strong>Train</strong>. Each run you train appears here, newest first.</p>"
@@ -41,6 +44,11 @@ class RunsBoard:
     cancel_button: gr.Button
     note: gr.Markdown  # what the last deletion did; hidden when there is nothing to say
     pending: gr.State  # the run ids the open confirmation would delete
+    export_run: gr.Dropdown  # the run to download
+    export_format: gr.Dropdown  # lab.export.FORMATS
+    export_button: gr.Button
+    export_file: gr.File  # the download, once built; hidden until then
+    export_note: gr.Markdown  # "preparing…" with the progress bar, or why there is no download
 
 
 def create_runs_board() -> RunsBoard:
@@ -53,6 +61,19 @@ def create_runs_board() -> RunsBoard:
     # shown once a run is ticked: a new student sees no empty charts here
     loss_plot = gr.Plot(elem_id="compare-loss-plot", show_label=False, visible=False)
     accuracy_plot = gr.Plot(elem_id="compare-accuracy-plot", show_label=False, visible=False)
+    with gr.Group(elem_id="runs-export-group"):
+        with gr.Row():
+            export_run = gr.Dropdown(label="Download a run", choices=[], elem_id="runs-export-choice", scale=3,
+                                     info="Take your model home, with a model card: what it learned from, how good it "
+                                          "is, the exact input it expects and Python code that uses it.")
+            export_format = gr.Dropdown(label="As", choices=FORMAT_CHOICES, value="keras", elem_id="runs-export-format",
+                                        scale=2, info="TFLite runs on phones; int8 on microcontrollers.")
+            with gr.Column(scale=1, min_width=190):
+                export_button = gr.Button("⬇ Prepare download", elem_id="runs-export", variant="secondary")
+        # hidden while empty (Gradio's empty File breaks an ARIA rule); progress shows on the note meanwhile
+        export_file = gr.File(label="Your download (a zip: the model, MODEL_CARD.md, classify.py)", interactive=False,
+                              elem_id="runs-export-file", height=80, visible=False)
+        export_note = gr.Markdown(visible=False, elem_id="runs-export-note")
     with gr.Row():
         doomed = gr.Dropdown(label="Delete a run", choices=[], elem_id="runs-delete-choice", scale=3,
                              info="Choose one, then press Delete: you are asked before anything goes.")
@@ -66,7 +87,8 @@ def create_runs_board() -> RunsBoard:
             cancel_button = gr.Button("Cancel", elem_id="runs-confirm-cancel")
     note = gr.Markdown(visible=False, elem_id="runs-note")
     return RunsBoard(table, picked, loss_plot, accuracy_plot, doomed, delete_button, clear_button, confirm,
-                     confirm_text, yes_button, cancel_button, note, gr.State([]))
+                     confirm_text, yes_button, cancel_button, note, gr.State([]), export_run, export_format,
+                     export_button, export_file, export_note)
 
 
 def _cell(text: str) -> str:
@@ -125,7 +147,9 @@ def board_update(board: RunsBoard, services: Services, session, picked=None, lat
     return {board.table: table_html(compare.board_rows(infos)),
             board.picked: gr.CheckboxGroup(choices=choices, value=value, visible=bool(choices)),
             **overlay(board, services, owner, value, infos),
-            board.doomed: gr.Dropdown(choices=choices, value=None)}
+            board.doomed: gr.Dropdown(choices=choices, value=None),
+            # the newest run is the one a student means to take home
+            board.export_run: gr.Dropdown(choices=choices, value=ids[0] if ids else None)}
 
 
 def wire_runs_board(board: RunsBoard, services: Services, session: gr.BrowserState, new_run: gr.State,
@@ -182,7 +206,24 @@ def wire_runs_board(board: RunsBoard, services: Services, session: gr.BrowserSta
     def cancelled():
         return {board.pending: [], board.confirm: gr.Column(visible=False), board.note: gr.Markdown(visible=False)}
 
-    everything = [board.table, board.picked, board.loss_plot, board.accuracy_plot, board.doomed]
+    def prepare_download(state, run_id, fmt, progress=gr.Progress()):
+        """Build (or find) the download: progress shows on the file while TFLite converts."""
+        owner = ensure_client(state)["client"]
+        if not run_id:
+            return {board.export_note: gr.Markdown("Choose one of your runs to download first.", visible=True)}
+        try:
+            path = services.exports.export(run_id, fmt, owner, progress=lambda done, text: progress(done, desc=text))
+        except RunNotFound:
+            return {board.export_note: gr.Markdown("That run is gone: choose another.", visible=True)}
+        except ExportError as e:
+            return {board.export_note: gr.Markdown(f"⚠️ {e}", visible=True)}
+        return {board.export_file: gr.File(value=hand_out(path), visible=True), board.export_note: gr.Markdown(visible=False)}
+
+    def preparing():
+        return {board.export_file: gr.File(value=None, visible=False),
+                board.export_note: gr.Markdown("⏳ Preparing your download…", visible=True)}
+
+    everything = [board.table, board.picked, board.loss_plot, board.accuracy_plot, board.doomed, board.export_run]
     asking = [board.pending, board.confirm, board.confirm_text, board.note]
     private = dict(api_visibility="private")
     new_run.change(refresh, [session, new_run], everything, **private)
@@ -193,9 +234,17 @@ def wire_runs_board(board: RunsBoard, services: Services, session: gr.BrowserSta
     board.yes_button.click(confirmed, [session, board.pending, board.picked], [*everything, *asking, run_dropdown],
                            **private)
     board.cancel_button.click(cancelled, None, [board.pending, board.confirm, board.note], **private)
+    exporting = [board.export_file, board.export_note]
+    board.export_button.click(preparing, None, exporting, **private, show_progress="hidden").then(
+        prepare_download, [session, board.export_run, board.export_format], exporting, **private,
+        concurrency_id=EXPORT_POOL, concurrency_limit=EXPORT_LIMIT)
+    # another choice: the file shown is no longer what the menus say
+    for menu in (board.export_run, board.export_format):
+        menu.input(lambda: {board.export_file: gr.File(value=None, visible=False),
+                            board.export_note: gr.Markdown(visible=False)}, None, exporting, **private)
 
 
 def load_board(board: RunsBoard, services: Services):
     """(handler, outputs) for the page's load: the board with the latest two runs ticked."""
     return (lambda state: board_update(board, services, state, latest=True),
-            [board.table, board.picked, board.loss_plot, board.accuracy_plot, board.doomed])
+            [board.table, board.picked, board.loss_plot, board.accuracy_plot, board.doomed, board.export_run])

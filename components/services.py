@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import gradio as gr
 
 from lab.admission import Admission, AdmissionError
+from lab.export import Exporter
+from lab.classroom import Classroom
 from lab.jobs import JobManager
 from lab.runs import RunStore
 from lab.user_datasets import UserDatasets
@@ -29,6 +31,12 @@ class Services:
     datasets: UserDatasets  # the students' own datasets (uploads, webcam captures); jobs.catalog reads them too
     storage_note: str = ""
     admission: Admission = field(default_factory=Admission)  # new identities per address
+    classroom: Classroom | None = None  # the teacher's class: locks, preset, limits, the board (lab.classroom)
+    exports: Exporter | None = None  # the runs' downloads (lab.export); made from runs and the catalog when not given
+
+    def __post_init__(self):
+        if self.exports is None:
+            self.exports = Exporter(self.runs, self.jobs.catalog)
 
     def admit(self, owner: str, request: gr.Request | None) -> None:
         """Refuse costly work (training, a new dataset) to a flood of made-up identities: gr.Error."""

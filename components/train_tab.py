@@ -204,7 +204,8 @@ def describe_model(services: Services, name: str, dataset: str, session) -> tupl
     shape, classes, title = about.look.shape(), about.num_classes, about.title
     total, table = models.summary(name, shape, classes)
     trainable = table.rsplit(", ", 1)[-1]  # "N trainable"
-    return f"{line}\n\nFor {title} ({'×'.join(map(str, shape))} images, {classes} classes): **{total:,} parameters** ({trainable}).", table
+    why = f" {about.look_why}" if about.look_why else ""  # a student's own pictures: the size and colour chosen, and why
+    return f"{line}\n\nFor {title} ({'×'.join(map(str, shape))} images, {classes} classes): **{total:,} parameters** ({trainable}).{why}", table
 
 
 def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, run_dropdown, run_choices) -> None:

@@ -1,4 +1,5 @@
-"""Try tab: pick a run, then classify an upload, a live webcam stream or a drawing."""
+"""Try tab: pick a run, then classify an upload, a live webcam stream or a drawing, and see where the
+model looks (lab.explain: a heatmap over what the model sees, with a switch to turn it off)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from lab import compare, inference
+from lab import compare, explain, inference
 from lab.images import ImageError, read_image
 from lab.runs import RunNotFound
 
@@ -42,6 +43,10 @@ keepBrush();
 """
 UPLOAD_CAPTION = "Your image"
 VIEW_CAPTION = "What the model sees (after preprocessing)"
+HEAT_CAPTION = "Where the model looks"
+HEAT_SWITCH = "Show where the model looks (heatmap)"
+HEAT_INFO = "Yellow: the places that pushed the model most towards its answer. Turn off to predict a little faster."
+METHOD_WORDS = {explain.GRAD_CAM: "Grad-CAM", explain.SALIENCY: "input gradients"}
 PICTURE_HEIGHT = 220  # CSS pixels
 WAITING = "The prediction shows here: upload a photo, start the webcam or draw."
 
@@ -56,6 +61,17 @@ def _view_html(view) -> str:
                         "trained.", VIEW_CAPTION, height=PICTURE_HEIGHT, pixelated=True)
 
 
+def heat_html(ex: explain.Explanation | None) -> str:
+    """The heatmap picture with alt text ("" for none)."""
+    if ex is None:
+        return ""
+    label = ex.prediction.label
+    alt = (f"Where the model looks when it says “{label}”: what the model sees, with the places that pushed it "
+           "towards that answer coloured, from blue (a little) to yellow (most).")
+    return picture_html(ex.overlay, alt, f"{HEAT_CAPTION} ({METHOD_WORDS.get(ex.method, ex.method)})",
+                        height=PICTURE_HEIGHT)
+
+
 @dataclass
 class TryTab:
     run_dropdown: gr.Dropdown
@@ -67,6 +83,8 @@ class TryTab:
     label: gr.Label  # hidden until there is a prediction
     timing: gr.Markdown
     view: gr.HTML
+    heat: gr.HTML  # the heatmap over what the model sees; "" when switched off
+    heat_switch: gr.Checkbox
     # Upload, Webcam and Draw share one prediction panel: it shows only the input in front of the student.
     upload_tab: gr.Tab
     webcam_tab: gr.Tab
@@ -97,9 +115,12 @@ def create_try_tab() -> TryTab:
         with gr.Column(scale=2):
             label = gr.Label(label="Prediction", num_top_classes=3, elem_id="prediction-label", visible=False)
             timing = gr.Markdown(WAITING, elem_id="prediction-time")
-            view = picture_box(VIEW_CAPTION)
-    return TryTab(run_dropdown, refresh_button, upload, upload_preview, cam, sketch, label, timing, view,
-                  upload_tab, webcam_tab, draw_tab, gr.State("upload"))
+            heat_switch = gr.Checkbox(value=True, label=HEAT_SWITCH, info=HEAT_INFO, elem_id="try-heat-switch")
+            with gr.Row():
+                view = picture_box(VIEW_CAPTION)
+                heat = picture_box(HEAT_CAPTION, elem_id="try-heat")
+    return TryTab(run_dropdown, refresh_button, upload, upload_preview, cam, sketch, label, timing, view, heat,
+                  heat_switch, upload_tab, webcam_tab, draw_tab, gr.State("upload"))
 
 
 def run_choices(services: Services, session) -> gr.Dropdown:
@@ -114,23 +135,25 @@ def run_choices(services: Services, session) -> gr.Dropdown:
 def wire_try_tab(tab: TryTab, services: Services, session: gr.BrowserState) -> None:
     """Connect the run picker and the three inputs; every handler answers {component: update}."""
 
-    def panel(confidences, timing: str, view: str = "") -> dict:
-        """The prediction panel: top classes (hidden when None), the time line, what the model saw."""
-        return {tab.label: _shown(confidences), tab.timing: timing, tab.view: view}
+    def panel(confidences, timing: str, view: str = "", heat: str = "") -> dict:
+        """The prediction panel: top classes (hidden when None), the time line, what the model saw, where it looked."""
+        return {tab.label: _shown(confidences), tab.timing: timing, tab.view: view, tab.heat: heat}
 
-    def classify(run_id, source, state):
+    def classify(run_id, source, state, heat_on=True):
         if source is None:
             return gr.skip()
         if not run_id:
             return panel(None, "⚠️ No trained run yet: train one in the **Train** tab first.")
         try:
             # the run must be this student's own: the dropdown's value comes from the browser
-            pred = inference.predict(services.runs.load(run_id, ensure_client(state)["client"]), source)
-        except (ImageError, RunNotFound) as e:
+            run = services.runs.load(run_id, ensure_client(state)["client"])
+            ex = explain.explain(run, source) if heat_on else None
+            pred = ex.prediction if ex else inference.predict(run, source)
+        except (ImageError, RunNotFound, explain.ExplainError) as e:
             return panel(None, f"⚠️ {e}")
-        return panel(pred.confidences, f"**{pred.label}** in {pred.ms:.1f} ms", _view_html(pred.view))
+        return panel(pred.confidences, f"**{pred.label}** in {pred.ms:.1f} ms", _view_html(pred.view), heat_html(ex))
 
-    def from_upload(run_id, path, state):
+    def from_upload(run_id, path, state, heat_on=True):
         if path is None:
             return {tab.upload_preview: "", **panel(None, WAITING)}
         try:
@@ -138,45 +161,61 @@ def wire_try_tab(tab: TryTab, services: Services, session: gr.BrowserState) -> N
         except ImageError as e:
             return {tab.upload_preview: "", **panel(None, f"⚠️ {e}")}
         shown = picture_html(preview, "The picture you uploaded.", UPLOAD_CAPTION, height=PICTURE_HEIGHT)
-        return {tab.upload_preview: shown, **classify(run_id, preview, state)}
+        return {tab.upload_preview: shown, **classify(run_id, preview, state, heat_on)}
 
-    def from_sketch(run_id, editor, state):
+    def from_sketch(run_id, editor, state, heat_on=True):
         composite = editor.get("composite") if isinstance(editor, dict) else None
         if composite is None or composite.size == 0 or (composite.ndim == 3 and composite.shape[-1] == 4 and not composite[..., 3].any()):
             return panel(None, EMPTY_PAD)  # a cleared pad: its last prediction goes too
-        return classify(run_id, composite, state)
+        return classify(run_id, composite, state, heat_on)
 
     # An input answers only while its tab is open (a webcam can stream on behind the Draw tab), and
     # opening a tab shows that input's own prediction: the pad's, the upload's, or none yet.
     def in_front(name, handler):
         return lambda front, *args: handler(*args) if front == name else gr.skip()
 
-    def show_upload(run_id, path, state):
-        shown = from_upload(run_id, path, state)
+    def show_upload(run_id, path, state, heat_on):
+        shown = from_upload(run_id, path, state, heat_on)
         shown.pop(tab.upload_preview)
         return {tab.front: "upload", **shown}
 
     def show_webcam():
         return {tab.front: "webcam", **panel(None, WEBCAM_WAITING)}
 
-    def show_draw(run_id, editor, state):
-        return {tab.front: "draw", **from_sketch(run_id, editor, state)}
+    def show_draw(run_id, editor, state, heat_on):
+        return {tab.front: "draw", **from_sketch(run_id, editor, state, heat_on)}
 
-    outputs = [tab.label, tab.timing, tab.view]
+    def switch_heat(front, run_id, path, editor, state, heat_on):
+        """The switch redoes the input in front (the webcam's next frame follows it by itself)."""
+        if front == "upload":
+            shown = from_upload(run_id, path, state, heat_on)
+            shown.pop(tab.upload_preview)
+            return shown
+        if front == "draw":
+            return from_sketch(run_id, editor, state, heat_on)
+        return gr.skip() if heat_on else {tab.heat: ""}
+
+    outputs = [tab.label, tab.timing, tab.view, tab.heat]
     # Every prediction (uploads, webcam frames, drawings and /predict) shares one bounded pool: decoding
     # pictures is CPU and memory work, and a class must not be able to pile it up.
     fast = dict(api_visibility="private", concurrency_id=PREDICT_POOL, concurrency_limit=PREDICT_LIMIT,
                 show_progress="hidden")
     tab.refresh_button.click(lambda s: run_choices(services, s), session, tab.run_dropdown, api_visibility="private")
-    tab.upload.change(from_upload, [tab.run_dropdown, tab.upload, session], [tab.upload_preview, *outputs], **fast)
+    tab.upload.change(from_upload, [tab.run_dropdown, tab.upload, session, tab.heat_switch], [tab.upload_preview, *outputs],
+                      **fast)
     # No trigger_mode="always_last" here: a stream is one long-lived event, and with it Gradio 6 sends
     # only the first frame (the event counts as pending until time_limit). The default ("multiple") streams.
     # Webcam frames are small and frequent (a class streams at once): a wider pool of their own.
-    tab.webcam.stream(in_front("webcam", classify), [tab.front, tab.run_dropdown, tab.webcam, session], outputs,
+    tab.webcam.stream(in_front("webcam", classify), [tab.front, tab.run_dropdown, tab.webcam, session, tab.heat_switch],
+                      outputs,
                       stream_every=WEBCAM_EVERY, time_limit=WEBCAM_LIMIT,
                       **{**fast, "concurrency_id": "webcam", "concurrency_limit": WEBCAM_POOL_LIMIT})
-    tab.sketch.change(in_front("draw", from_sketch), [tab.front, tab.run_dropdown, tab.sketch, session], outputs,
+    tab.sketch.change(in_front("draw", from_sketch), [tab.front, tab.run_dropdown, tab.sketch, session, tab.heat_switch],
+                      outputs,
                       trigger_mode="always_last", **fast)
-    tab.upload_tab.select(show_upload, [tab.run_dropdown, tab.upload, session], [tab.front, *outputs], **fast)
+    tab.upload_tab.select(show_upload, [tab.run_dropdown, tab.upload, session, tab.heat_switch], [tab.front, *outputs],
+                          **fast)
     tab.webcam_tab.select(show_webcam, None, [tab.front, *outputs], **fast)
-    tab.draw_tab.select(show_draw, [tab.run_dropdown, tab.sketch, session], [tab.front, *outputs], **fast)
+    tab.draw_tab.select(show_draw, [tab.run_dropdown, tab.sketch, session, tab.heat_switch], [tab.front, *outputs], **fast)
+    tab.heat_switch.change(switch_heat, [tab.front, tab.run_dropdown, tab.upload, tab.sketch, session, tab.heat_switch],
+                           outputs, **fast)

@@ -3,12 +3,14 @@
 One worker thread trains one job at a time; jobs queue first-come-first-served with at most
 one queued or running job per student and at most `max_queue` waiting for the whole class, so
 nobody can hog the class's accelerator. Watchers read snapshots without taking the training
-thread's time. Every request a student makes passes its `owner`: another student's job gets
-exactly the answer a missing one gets.
+thread's time. The teacher (lab.classroom) may pause the queue, limit a job's time, stop any job,
+and add `rules` every submitted job must pass (the class's locks). Every request a student makes
+passes its `owner`: another student's job gets exactly the answer a missing one gets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import secrets
 import threading
@@ -44,6 +46,7 @@ class Job:
     started: float | None = None
     finished: float | None = None
     log: TrainingLog = field(default_factory=TrainingLog)
+    stopped_by: str = ""  # who stopped it, when not its student ("the teacher", "the time limit of 60 s")
 
 
 class JobManager:
@@ -71,13 +74,20 @@ class JobManager:
         self._cv = threading.Condition()
         self._keep = keep_finished
         self.max_queue = max_queue
+        self.paused = False  # the teacher paused the queue: queued jobs wait, a running one goes on
+        self.job_seconds: float | None = None  # the teacher's time limit per job (None: no limit)
+        self.rules = None  # (owner, hparams) -> None, raising JobError: lab.classroom's locks
+        self._warm: HParams | None = None  # a warm-up the worker runs when idle (warm_up)
+        self.warmth = ""  # what the warm-up did, for the accelerator panel ("" = none asked for)
         self._worker = threading.Thread(target=self._work, name="vision-lab-trainer", daemon=True)
         self._worker.start()
 
     # -- requests ---------------------------------------------------------
     def submit(self, owner: str, hparams: HParams) -> Job:
         """Queue a job for `owner`; refuse while that owner has one queued or running, or when
-        the dataset is someone else's (or gone)."""
+        the dataset is someone else's (or gone), or when the class's `rules` refuse it."""
+        if self.rules is not None:
+            self.rules(owner, hparams)
         try:
             self.catalog.check(hparams.dataset, owner)
         except DatasetError as e:
@@ -95,13 +105,19 @@ class JobManager:
             self._cv.notify_all()
         return job
 
-    def stop(self, job_id: str, owner: str | None = None) -> Job:
-        """Stop a job: a queued one leaves the queue, a running one stops after its current step."""
+    def stop(self, job_id: str, owner: str | None = None, by: str = "") -> Job:
+        """Stop a job: a queued one leaves the queue, a running one stops after its current step.
+
+        `by`: who stopped it when not its student (the teacher), said in its message."""
         with self._cv:
             job = self.get(job_id, owner)
+            if job.state in ACTIVE and by:
+                job.stopped_by = by
             if job.state == "queued":
                 self._queue.remove(job_id)
-                job.state, job.message, job.finished = "stopped", "stopped before it started", time.time()
+                job.state, job.finished = "stopped", time.time()
+                job.message = f"stopped by {by} before it started" if by else "stopped before it started"
+                self._cv.notify_all()
             elif job.state == "running":
                 job.log.stop.set()
                 job.message = "stopping…"
@@ -116,6 +132,41 @@ class JobManager:
             shown = job_id if isinstance(job_id, str) and len(job_id) <= 64 else "(that id)"
             raise JobError(f"no job of yours called {shown!r} (jobs are forgotten when the app restarts; runs are kept)")
         return job
+
+    def stop_all(self, by: str = "") -> list[str]:
+        """Stop every queued and running job (the teacher's button); returns their ids."""
+        with self._cv:
+            ids = [j.job_id for j in self._jobs.values() if j.state in ACTIVE]
+            for job_id in ids:
+                self.stop(job_id, by=by)
+        return ids
+
+    def pause(self, paused: bool) -> None:
+        """Hold the queue (queued jobs wait; a running job goes on) or let it run again."""
+        with self._cv:
+            self.paused = bool(paused)
+            self._cv.notify_all()
+
+    def latest_views(self) -> dict[str, JobView]:
+        """owner -> a view of their newest job (trusted callers: the teacher's board)."""
+        with self._cv:
+            newest: dict[str, Job] = {}
+            for job in self._jobs.values():
+                if job.owner not in newest or job.created > newest[job.owner].created:
+                    newest[job.owner] = job
+        return {owner: self.view(job.job_id) for owner, job in newest.items()}
+
+    def queue_length(self) -> int:
+        with self._cv:
+            return len(self._queue)
+
+    def forget_ended(self) -> int:
+        """Forget every job that has ended (the teacher cleared the class); returns how many."""
+        with self._cv:
+            ended = [k for k, j in self._jobs.items() if j.state not in ACTIVE]
+            for k in ended:
+                del self._jobs[k]
+        return len(ended)
 
     def latest_for(self, owner: str) -> Job | None:
         with self._cv:
@@ -152,20 +203,92 @@ class JobManager:
     def _work(self) -> None:
         while True:
             with self._cv:
-                while not self._queue:
+                while (not self._queue or self.paused) and self._warm is None:
                     self._cv.wait()
-                job = self._jobs[self._queue.popleft()]
-                job.state, job.started, job.message = "running", time.time(), "starting"
-                self._cv.notify_all()
+                if not self._queue or self.paused:  # idle: compile what the next jobs will need
+                    warm, self._warm = self._warm, None
+                    job = None
+                else:  # taken off the queue and marked running at once: stop() never sees it in between
+                    job = self._jobs[self._queue.popleft()]
+                    job.state, job.started, job.message = "running", time.time(), "starting"
+                    self._cv.notify_all()
+            if job is None:
+                self._warm_up(warm)
+                continue
+            limit = self._time_limit(job)
             try:
                 with backend.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
                     self._run(job)
             except Exception as e:  # a failed job must never take the worker down
                 log.error("job %s failed:\n%s", job.job_id, traceback.format_exc())
                 job.state, job.message = "failed", _plain(e)
+            finally:
+                if limit is not None:
+                    limit.cancel()
             with self._cv:
                 job.finished = time.time()
                 self._cv.notify_all()
+
+    # -- warming up -------------------------------------------------------
+    def warm_up(self, hparams: HParams) -> None:
+        """Compile `hparams`' programs when the worker is idle (issue 18): at start-up the default
+        job's, later the teacher's preset. A student's job that arrives meanwhile is never held
+        longer than the compilation already under way, which it would have paid itself: the warm-up
+        stops at its next step and the job reuses what was compiled (JAX keeps compiled programs
+        by their shape, in memory and in the compilation cache beside the runs)."""
+        with self._cv:
+            self._warm = hparams
+            self.warmth = f"warming up: compiling {hparams.model} on {hparams.dataset}"
+            self._cv.notify_all()
+
+    def _warm_up(self, hp: HParams) -> None:
+        """One epoch of `hp` on its dataset, thrown away; stops as soon as a job is waiting."""
+        from lab import training
+
+        started = time.perf_counter()
+        warm_log = TrainingLog()
+        waiting = threading.Event()
+
+        def watch():  # the warm-up gives way to the first queued job
+            with self._cv:
+                while not (self._queue and not self.paused) and not waiting.is_set():
+                    self._cv.wait(0.5)
+            warm_log.stop.set()
+
+        watcher = threading.Thread(target=watch, name="vision-lab-warm-up-watch", daemon=True)
+        watcher.start()
+        try:
+            with backend.job_memory():
+                data = self.catalog.load(hp.dataset, None)
+                one_epoch = dataclasses.replace(hp, epochs=1, fine_tune_epochs=0)
+                (self._train or training.fit)(one_epoch, self._runtime(), warm_log, data=data)
+            what = "stopped early: a job came in" if warm_log.stop.is_set() and not waiting.is_set() else \
+                f"compiled in {time.perf_counter() - started:.1f} s"
+            self.warmth = f"warm: {hp.model} on {hp.dataset} {what}"
+        except Exception as e:  # noqa: BLE001 - a failed warm-up costs only the speed it would have bought
+            log.warning("warm-up failed:\n%s", traceback.format_exc())
+            self.warmth = f"not warmed up ({_plain(e)}); the first job compiles its own programs"
+        finally:
+            waiting.set()
+            with self._cv:
+                self._cv.notify_all()
+
+    def _time_limit(self, job: Job) -> threading.Timer | None:
+        """A timer that stops `job` when the teacher's time limit (read as the job starts) runs out."""
+        seconds = self.job_seconds
+        if not seconds:
+            return None
+
+        def time_up():
+            if job.state == "running":
+                job.stopped_by = f"the time limit ({seconds:g} s a job)"
+                job.log.stop.set()
+                job.message = "stopping: the time limit is reached…"
+
+        timer = threading.Timer(seconds, time_up)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def _run(self, job: Job) -> None:
         from lab import training
@@ -187,7 +310,7 @@ class JobManager:
         train_seconds = round(time.perf_counter() - started, 2)  # the runs board's "training time"
         if not job.log.rows:
             job.state = "failed" if result.diverged else "stopped"
-            job.message = DIVERGED if result.diverged else "stopped before the first measurement; nothing to keep"
+            job.message = DIVERGED if result.diverged else _by(job, "stopped before the first measurement; nothing to keep")
             return
         state = "diverged" if result.diverged else "stopped" if result.stopped else "done"
         progress.phase = "saving the run"
@@ -203,7 +326,7 @@ class JobManager:
         if result.diverged:
             job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as a run you can try."
         elif result.stopped:
-            job.state, job.message = "stopped", "the partial run was kept: try it in the Try tab"
+            job.state, job.message = "stopped", _by(job, "the partial run was kept: try it in the Try tab")
         else:
             job.state, job.message = "done", "saved; try it in the Try tab"
         budget = getattr(self.runs, "budget", None)  # lab.storage.DiskBudget: the class's storage was full
@@ -216,6 +339,11 @@ class JobManager:
         ended = [j for j in self._jobs.values() if j.state not in ACTIVE]
         for j in sorted(ended, key=lambda j: j.created)[: max(0, len(ended) - self._keep)]:
             del self._jobs[j.job_id]
+
+
+def _by(job: Job, message: str) -> str:
+    """A stopped job's message, saying who stopped it when it was not its student."""
+    return f"stopped by {job.stopped_by}: {message}" if job.stopped_by else message
 
 
 def _plain(e: Exception) -> str:

@@ -1,8 +1,9 @@
 """RunStore: one folder per finished (or stopped) run, surviving restarts of the app.
 
 runs/<run_id>/ holds hparams.json, meta.json (owner, state, classes, how inputs look),
-metrics.csv and model.keras, and once the job has evaluated it, evaluation.json with mistakes.npz
-(lab.evaluation). Loading is cached, with a compiled predict function.
+metrics.csv and model.keras, the same curves as TensorBoard event files (train/ and validation/:
+`%tensorboard --logdir runs`), lab.export's downloads once asked for (exports/), and once the job
+has evaluated it, evaluation.json with mistakes.npz (lab.evaluation). Loading is cached, with a compiled predict function.
 
 Privacy: run ids are unguessable, and every lookup a student's request makes passes its
 `owner`: another student's run gets exactly the answer a missing one gets (RunNotFound).
@@ -81,6 +82,8 @@ class LoadedRun:
     info: RunInfo
     model: object  # keras.Model
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # what is built once per loaded model and kept with it (lab.explain's gradient sub-models)
+    cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def predict(self, batch):
         """Probabilities for a float32 batch; predict_on_batch reuses one compiled function.
@@ -129,6 +132,7 @@ class RunStore:
             (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
             df.to_csv(tmp / "metrics.csv", index=False)
             model.save(tmp / "model.keras")
+            write_events(tmp, metrics)
         if self.budget is not None:  # budget.note(run_id) then says what had to go
             self.budget.after_save(self.root / run_id)
         return run_id
@@ -236,6 +240,39 @@ class RunStore:
         if not (folder / "model.keras").exists():
             raise not_found(run_id)
         return folder
+
+
+TENSORBOARD = {"train": ("loss", "accuracy"), "validation": ("val_loss", "val_accuracy")}  # subfolder -> row keys
+
+
+def write_events(folder: Path, rows: list[dict]) -> bool:
+    """The run's curves as TensorBoard event files: `folder`/train and `folder`/validation, each with
+    `loss` and `accuracy` scalars at the optimizer step (TensorBoard overlays the two folders, as for
+    Keras' TensorBoard callback). The rows are metrics.csv's, so both tell the same story.
+
+    Returns False (and the run is saved without them) where TensorBoard is not installed.
+    """
+    try:
+        import tensorflow as tf
+
+        tf.summary.scalar  # noqa: B018  (provided by the tensorboard package)
+    except (ImportError, AttributeError):
+        return False
+    for sub, keys in TENSORBOARD.items():
+        points = [(int(r["step"]), {k.removeprefix("val_"): float(r[k]) for k in keys
+                                    if r.get(k) is not None and r[k] == r[k]}) for r in rows if "step" in r]
+        points = [(step, values) for step, values in points if values]
+        if not points:
+            continue
+        writer = tf.summary.create_file_writer(str(folder / sub))
+        try:
+            with writer.as_default():
+                for step, values in points:
+                    for name, value in values.items():
+                        tf.summary.scalar(name, value, step=step)
+        finally:
+            writer.close()
+    return True
 
 
 def _number(value) -> float | None:

@@ -61,6 +61,7 @@ class UserDatasetInfo:
     source: str  # "zip" or "webcam"
     skipped: dict[str, int]
     created: float
+    look_why: str = ""  # how the look was chosen from the pictures (lab.image_folder.choose_look)
 
     def title(self) -> str:
         """How the dropdowns show it."""
@@ -86,7 +87,7 @@ class UserDatasets:
             budget.add_area("dataset", self.root, forget=self._forget)
 
     def add(self, owner: str, name: str, x: np.ndarray, y: np.ndarray, class_names, look: ImageLook, *,
-            source: str, skipped: dict[str, int] | None = None) -> UserDatasetInfo:
+            source: str, skipped: dict[str, int] | None = None, look_why: str = "") -> UserDatasetInfo:
         """Save a dataset for `owner` and return its info (with the id to train on).
 
         Raises:
@@ -108,7 +109,7 @@ class UserDatasets:
         info = UserDatasetInfo(
             dataset_id=f"{slug(name)}@{key}", owner=owner, name=str(name).strip() or slug(name),
             class_names=class_names, counts={c: int(n) for c, n in zip(class_names, counts)}, look=look,
-            source=source, skipped=dict(skipped or {}), created=time.time(),
+            source=source, skipped=dict(skipped or {}), created=time.time(), look_why=look_why,
         )
         with atomic_folder(self.root / key) as tmp:
             np.savez_compressed(tmp / "data.npz", x=x, y=y)  # np.load reads both kinds
@@ -141,7 +142,8 @@ class UserDatasets:
         name = str(name or "").strip()[:60] or Path(str(zip_path)).stem[:60] or "my-images"
         imported = import_zip(zip_path, self._workdir(owner), name)
         d = imported.dataset
-        info = self.add(owner, name, d.x, d.y, d.class_names, d.look, source="zip", skipped=imported.skipped)
+        info = self.add(owner, name, d.x, d.y, d.class_names, d.look, source="zip", skipped=imported.skipped,
+                        look_why=imported.look_why)
         return info, dataclasses.replace(imported, storage_note=self.storage_note(info.dataset_id))
 
     def _workdir(self, owner: str) -> Path:
@@ -197,6 +199,18 @@ class UserDatasets:
         shutil.rmtree(self._folder(dataset_id), ignore_errors=True)
         self._cache.pop(dataset_id, None)
 
+    def clear(self) -> int:
+        """Remove every student's dataset (the teacher cleared the class); returns how many went."""
+        gone = 0
+        for folder in self.root.iterdir():
+            if folder.name.startswith(".") or not (folder / "meta.json").exists():
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            gone += 1
+        shutil.rmtree(self.root / ".unpack", ignore_errors=True)
+        self._cache.clear()
+        return gone
+
     def _folder(self, dataset_id: str) -> Path:
         m = _ID.match(dataset_id) if isinstance(dataset_id, str) else None
         if m is None:  # ids come from browsers and API callers: only the fixed form names a folder
@@ -218,7 +232,7 @@ def _read_info(folder: Path) -> UserDatasetInfo:
         dataset_id=meta["dataset_id"], owner=meta["owner"], name=meta["name"],
         class_names=tuple(meta["class_names"]), counts={str(k): int(v) for k, v in meta["counts"].items()},
         look=ImageLook(**meta["look"]), source=meta["source"], skipped=dict(meta.get("skipped", {})),
-        created=float(meta["created"]),
+        created=float(meta["created"]), look_why=str(meta.get("look_why", "")),
     )
 
 
@@ -233,6 +247,7 @@ class DatasetDescription:
     builtin: bool
     description: str  # a built-in's one-line description; "" for a student's own
     source: str  # "bundled" or "download" (built-ins), "zip" or "webcam" (a student's own)
+    look_why: str = ""  # a student's own: how its look was chosen from the pictures
 
     @property
     def num_classes(self) -> int:
@@ -267,7 +282,7 @@ class Catalog:
                 raise DatasetError(_missing(name))
             info = self.user.info(name, owner)
             return DatasetDescription(name, info.name, info.look, info.class_names, builtin=False, description="",
-                                source=info.source)
+                                source=info.source, look_why=info.look_why)
         spec = datasets.DATASETS.get(name) if isinstance(name, str) else None
         if spec is None:
             raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(datasets.DATASETS)}")

@@ -22,6 +22,8 @@ NEEDED = [
     ("PIL", "pillow>=10"),
     # tf.data feeds every backend; on the TPU runtime the CPU wheel is enough (JAX drives the TPU)
     ("tensorflow", "tensorflow-cpu>=2.18,<3"),
+    # every run's curves as TensorBoard event files (%tensorboard --logdir runs)
+    ("tensorboard", "tensorboard>=2.18,<3"),
 ]
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("VISION_LAB_BACKEND", "tensorflow")  # launched apps too (one JAX app test sets jax)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("VISION_LAB_PRETRAINED", "0")  # no test downloads ImageNet weights (tests that need the path patch it)
 ROOT = Path(__file__).resolve().parent.parent

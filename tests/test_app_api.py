@@ -143,6 +143,7 @@ def test_add_dataset_from_a_zip_then_train_and_predict_on_it(client, tmp_path):
     added = client.predict(handle_file(str(z)), "pets", api_name="/add_dataset")
     assert added["classes"] == ["cats", "dogs"] and added["counts"] == {"cats": 15, "dogs": 15}
     assert sum(added["skipped"].values()) == 1 and added["dataset"].startswith("pets@")
+    assert "Pictures used at 64×64, in colour" in added["notes"][0]  # their own size (short sides 30 and 50)
     job = client.predict({"dataset": added["dataset"], "model": "small_cnn", "epochs": 3, "batch_size": 8},
                          api_name="/train")
     status = wait_for(client, job["job_id"])

@@ -9,14 +9,17 @@ import circle of any length:
     0 foundations   images, archive, storage, backend, charts, admission, optimizers (no engine imports)
     1 shared types  dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
                     pipeline (pixel scaling, tf.data batches, TrainingError, the loss), captures, inference
-    2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features
+    2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features;
+                    explain (where the model looks: a heatmap beside inference's prediction)
     3 registry      datasets (DATASETS: the built-ins, loaded through downloads)
     4 catalogues    user_datasets (a student's own, and Catalog over both), augment
     5 settings      hparams (its choices come from the registries below it); evaluation (a run's confusion
                     matrix and mistakes: numpy around one model call, on the split lab.datasets makes)
     6 comparing     compare (what a run is called, which knobs differ between runs)
     7 work          training, runs
-    8 queue         jobs
+    8 queue         jobs; export (a run's downloads: .keras, SavedModel, TFLite, the model card; reads runs
+                    and evaluation)
+    9 class         classroom (the teacher's locks, preset, limits and board: it steers the queue)
 
 models/ sits beside layer 0: the engine may import it, and it imports nothing from lab/.
 A new module gets a place in LAYERS below.
@@ -33,13 +36,14 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     ("images", "archive", "storage", "backend", "charts", "admission", "optimizers", "contract"),
     ("dataset_base", "pipeline", "captures", "inference"),
-    ("downloads", "image_folder", "features"),
+    ("downloads", "image_folder", "features", "explain"),
     ("datasets",),
     ("user_datasets", "augment"),
     ("hparams", "evaluation"),
     ("compare",),
     ("training", "runs"),
-    ("jobs",),
+    ("jobs", "export"),
+    ("classroom",),
 )
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 
@@ -175,3 +179,13 @@ def test_page_handlers_answer_with_component_dicts_not_long_tuples():
                 if isinstance(value, ast.Tuple) and (len(value.elts) > 3 or any(isinstance(e, ast.Starred) for e in value.elts)):
                     long.append(f"{path.name}:{value.lineno} returns a tuple of {len(value.elts)}")
     assert not long, long
+
+
+def test_importing_the_app_leaves_the_backend_choice_open():
+    """`import lab_app` (a notebook cell, the `--backend` flag) must not import keras: keras fixes its
+    backend when first imported, and lab_app.launch() chooses it after (JAX on a CPU, say)."""
+    code = "import sys, lab_app; print(sorted(m for m in ('keras', 'tensorflow', 'jax') if m in sys.modules))"
+    env = {k: v for k, v in __import__("os").environ.items() if k not in ("KERAS_BACKEND",)}
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().splitlines()[-1] == "[]"

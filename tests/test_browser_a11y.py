@@ -245,3 +245,21 @@ def test_keyboard_alone_trains_stops_switches_tabs_and_tries(page):
     for name in ("Draw", "Webcam", "Data", "Train"):
         select_tab(page, name)
     sync_api.expect(page.locator("#train-button")).to_be_visible()
+
+
+def test_axe_finds_nothing_serious_on_the_teachers_class_tab(axe_source, page, app):
+    """The Class tab on the teacher's link: locked, then open. The shared app was started without a
+    key, so it made one and printed it with the teacher's link (read here from its log)."""
+    printed = re.search(r"Class tab of (\S+) .*teacher key: (\S+)", app.log())
+    assert printed and printed.group(1).endswith("/?teacher"), app.log()[-2000:]
+    found: dict[str, list[dict]] = {}
+    page.goto("/?teacher")
+    page.get_by_text(re.compile(r"^mlp: ")).wait_for()
+    open_tab(page, "Class")
+    audit(page, axe_source, "Class-locked", found)
+    page.locator("#teacher-key input").fill(printed.group(2))
+    page.click("#teacher-open")
+    sync_api.expect(page.locator("#class-message")).to_contain_text("console is open")
+    sync_api.expect(page.locator("#class-board")).to_be_visible()
+    audit(page, axe_source, "Class-open", found)  # the board, the class chart, steer and control
+    assert not found, "axe-core (WCAG 2 A/AA) found critical or serious problems:\n" + report(found)

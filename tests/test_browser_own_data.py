@@ -75,10 +75,13 @@ def test_own_zip_preview_train_transfer_and_cnn_then_webcam(page, tmp_path):
     sync_api.expect(page.locator("#data-counts")).to_contain_text("dogs")
     shot(page, "own_data-uploaded")
 
-    # The Train tab has it selected too, and the model line sizes the model for 96x96 colour pictures.
+    # The Data tab and the Train tab say which size and colour were chosen for these pictures, and why.
+    sync_api.expect(page.locator("#data-summary")).to_contain_text("Pictures used at 64×64, in colour")
     page.get_by_role("tab", name="Train", exact=True).click()
     sync_api.expect(page.locator("#dataset-dropdown input")).to_have_value(re.compile(r"^pets \(yours"))
     sync_api.expect(page.locator("#model-info")).to_contain_text("parameters")
+    sync_api.expect(page.locator("#model-info")).to_contain_text("64×64×3 images")
+    sync_api.expect(page.locator("#model-info")).to_contain_text("kept near their size at 64×64")
 
     # Preview: flip + rotation on the student's own pictures, before training.
     page.get_by_text("Augmentation (random changes", exact=False).click()

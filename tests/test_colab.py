@@ -23,9 +23,9 @@ def runtime_with(*modules):
 
 @pytest.mark.parametrize("runtime, expected", [
     # Colab GPU/CPU runtime: TensorFlow, Keras, plotly, pandas and pillow are there; Gradio is not
-    (runtime_with("tensorflow", "keras", "plotly", "pandas", "PIL"), ["gradio"]),
+    (runtime_with("tensorflow", "keras", "plotly", "pandas", "PIL", "tensorboard"), ["gradio"]),
     # Colab TPU runtime: JAX and Keras, no TensorFlow, no Gradio, no plotly
-    (runtime_with("jax", "keras", "pandas", "PIL"), ["gradio", "plotly", "tensorflow-cpu"]),
+    (runtime_with("jax", "keras", "pandas", "PIL"), ["gradio", "plotly", "tensorflow-cpu", "tensorboard"]),
 ])
 def test_setup_adds_only_what_the_runtime_lacks(runtime, expected):
     todo = load_setup().missing(runtime)
@@ -37,7 +37,7 @@ def test_notebook_first_code_cell_installs_and_launches_with_a_share_link():
     nb = json.loads((ROOT / "notebooks" / "vision_lab_colab.ipynb").read_text())
     code = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
     compile(code, "first cell", "exec")  # valid Python
-    assert "scripts/colab_setup.py" in code and "lab_app.launch(share=True)" in code
+    assert "scripts/colab_setup.py" in code and "lab_app.launch(share=True, runs_dir=RUNS_DIR)" in code
     assert code.index("colab_setup") < code.index("import lab_app")  # install before keras is imported
 
 
@@ -70,4 +70,48 @@ def test_notebook_without_a_public_repo_takes_an_uploaded_zip_of_it(tmp_path, mo
     exec(compile(code, "first cell", "exec"), {})
     assert Path.cwd() == tmp_path / "vision-lab" and (tmp_path / "vision-lab" / "lab_app.py").exists()
     assert ran == [[sys.executable, "scripts/colab_setup.py"]]  # no git clone of the placeholder address
-    assert launched == [{"share": True}]
+    assert launched == [{"share": True, "runs_dir": "runs"}]  # runs on the runtime's disk unless Drive is asked for
+
+
+def test_notebook_keeps_the_runs_on_google_drive_when_asked(tmp_path, monkeypatch):
+    """KEEP_RUNS_ON_DRIVE = True: Drive is mounted (a stand-in for google.colab.drive) and the lab's runs
+    folder is in MyDrive, so runs, datasets and the students' identities survive the runtime."""
+    import subprocess
+    import sys
+    import types
+
+    nb = json.loads((ROOT / "notebooks" / "vision_lab_colab.ipynb").read_text())
+    code = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    assert "KEEP_RUNS_ON_DRIVE = False" in code  # off unless the teacher asks
+    drive_root = tmp_path / "drive"
+    code = code.replace("KEEP_RUNS_ON_DRIVE = False", "KEEP_RUNS_ON_DRIVE = True").replace("/content/drive", str(drive_root))
+    (tmp_path / "vision-lab" / "scripts").mkdir(parents=True)
+    (tmp_path / "vision-lab" / "lab_app.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    mounted = []
+
+    def mount(where, **kw):  # what google.colab.drive.mount does: the Drive appears under `where`
+        mounted.append(where)
+        (Path(where) / "MyDrive").mkdir(parents=True)
+
+    colab = types.ModuleType("google.colab")
+    colab.drive = types.SimpleNamespace(mount=mount)
+    monkeypatch.setitem(sys.modules, "google", types.ModuleType("google"))
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    launched = []
+    monkeypatch.setitem(sys.modules, "lab_app", types.SimpleNamespace(launch=lambda **kw: launched.append(kw)))
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: None)
+
+    exec(compile(code, "first cell", "exec"), {})
+    runs = drive_root / "MyDrive" / "vision-lab" / "runs"
+    assert mounted == [str(drive_root)] and runs.is_dir()
+    assert launched == [{"share": True, "runs_dir": str(runs)}]
+
+
+def test_notebook_shows_every_runs_curves_in_tensorboard():
+    nb = json.loads((ROOT / "notebooks" / "vision_lab_colab.ipynb").read_text())
+    cells = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    board = next(c for c in cells if "%tensorboard" in c)
+    assert "%load_ext tensorboard" in board and "%tensorboard --logdir {RUNS_DIR}" in board  # where the runs are
+    assert cells.index(board) > 0  # after the cell that defines RUNS_DIR

@@ -219,3 +219,59 @@ def test_a_real_job_leaves_no_train_graph_behind(runtime, tmp_path):
     assert jm.get(job.job_id).state == "done", jm.get(job.job_id).message
     assert [n for n in registry if n not in before and n.startswith("CustomGradient-")] == []
     assert [r for r in held if r() is not None] == [], "the job's gradient functions (and graphs) are still alive"
+
+
+# -- the start-up warm-up (issue 18) -------------------------------------------------------
+def test_warm_up_trains_one_epoch_when_idle_and_saves_nothing():
+    seen = []
+
+    def train(hp, runtime, log, data=None):
+        seen.append((hp.epochs, hp.model, hp.fine_tune_epochs))
+        return FitResult(model=object(), stopped=False, diverged=False, class_names=("a", "b"))
+
+    runs = FakeRuns()
+    jm = manager(train, runs)
+    jm.warm_up(validate({"model": "mobilenet_v3_small", "epochs": 30, "fine_tune_epochs": 3}))
+    deadline = time.time() + 5
+    while not jm.warmth.startswith("warm:") and time.time() < deadline:
+        time.sleep(0.01)
+    assert jm.warmth.startswith("warm: mobilenet_v3_small on digits compiled in"), jm.warmth
+    assert seen == [(1, "mobilenet_v3_small", 0)]  # one epoch, no fine-tuning: only the programs matter
+    assert runs.saved == [] and jm.queue_length() == 0
+
+
+def test_warm_up_gives_way_to_a_student_at_its_next_step():
+    steps = []
+
+    def train(hp, runtime, log, data=None):
+        if hp.epochs == 1 and not steps:  # the warm-up: a long epoch, stopped from outside
+            for i in range(500):
+                if log.stop.is_set():
+                    break
+                steps.append(i)
+                time.sleep(0.01)
+            return FitResult(model=object(), stopped=True, diverged=False, class_names=("a", "b"))
+        log.rows.append({"step": 1, "epoch": 1.0, "loss": 1.0, "accuracy": 0.5})
+        return FitResult(model=object(), stopped=False, diverged=False, class_names=("a", "b"))
+
+    jm = manager(train)
+    jm.warm_up(validate({}))
+    while not steps:
+        time.sleep(0.005)
+    t0 = time.time()
+    job = jm.submit("alice", validate({"epochs": 2}))
+    assert jm.wait(job.job_id, timeout=10).state == "done"
+    assert time.time() - t0 < 2 and len(steps) < 200  # it did not wait for the 5 s warm-up
+    assert "stopped early" in jm.warmth
+
+
+def test_a_failed_warm_up_says_so_and_the_worker_goes_on():
+    jm = manager(fake_train(fail=TrainingError("no such dataset here")))
+    jm.warm_up(validate({}))
+    deadline = time.time() + 5
+    while not jm.warmth.startswith("not warmed") and time.time() < deadline:
+        time.sleep(0.01)
+    assert "no such dataset here" in jm.warmth and "first job compiles" in jm.warmth
+    jm._train = fake_train()
+    job = jm.submit("bob", validate({}))
+    assert jm.wait(job.job_id, timeout=10).state == "done"

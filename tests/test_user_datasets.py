@@ -74,7 +74,7 @@ def test_a_zip_becomes_a_dataset_with_skips_counted(tmp_path):
     assert info.source == "zip" and sum(imported.skipped.values()) == 2
     data = store.load(info.dataset_id, "alice")
     red = data.x[data.y == 0].mean(axis=(0, 1, 2))
-    assert data.x.shape[1:] == (96, 96, 3) and red[0] > 150 and red[2] < 80  # the cats are the red pictures
+    assert data.x.shape[1:] == (32, 32, 3) and red[0] > 150 and red[2] < 80  # the cats are the red pictures
     assert not (tmp_path / "store" / ".unpack").exists() or not any((tmp_path / "store" / ".unpack").rglob("*.png"))
 
 

@@ -1,0 +1,621 @@
+"""Take a run home: its model as .keras, a TensorFlow SavedModel, TFLite float32 or TFLite int8,
+each with a model card (Markdown) that says what the model is, how well it does and exactly what
+input it expects, with a short Python snippet that classifies a picture as the Try tab does.
+
+- `FORMATS`: name -> Format (what the download holds); `Exporter.export(run_id, format, owner)`
+  builds one download (a zip; the card alone for "card") and returns its path.
+- Every model format goes through a Keras SavedModel export (`model.export(format="tf_saved_model")`,
+  which works on the TensorFlow and the JAX backends) and TensorFlow's TFLite converter; the int8
+  model is calibrated on up to CALIBRATION_IMAGES of the run's own training pictures.
+- A download is built in a `.tmp-export-*` folder beside the runs (swept at start-up with the
+  other half-written folders), then kept in the run's `exports/` folder: a second request is a file
+  read, the class's DiskBudget counts it, and deleting the run deletes it.
+
+Exports are CPU work of several seconds: callers bound how many run at once (the API and the page
+share one concurrency slot); here one lock per run and format makes a second request wait for the
+first and read its file.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import re
+import secrets
+import shutil
+import threading
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from lab import datasets, evaluation
+from lab.dataset_base import DatasetError
+from lab.images import MAX_SIDE, MIN_INK_CONTRAST, MIN_INK_FRACTION, PIXEL_MAX, ImageLook, to_model_range
+from lab.runs import RunInfo, RunNotFound, RunStore, not_found
+from lab.storage import TMP_PREFIX
+
+CALIBRATION_IMAGES = 200  # training pictures the int8 model's ranges are measured on
+EXPORTS = "exports"  # the run's subfolder that keeps built downloads
+CARD = "MODEL_CARD.md"
+SCRIPT = "classify.py"  # the card's snippet, also as a file in each download
+EXAMPLE = "example.png"  # one of the run's validation pictures, for the snippet to classify
+VERSION = "v1"  # exports/v1/: a change of what a download holds makes new ones (older folders go with the run)
+
+
+class ExportError(ValueError):
+    """A download cannot be made (unknown format, dataset gone for int8); the message is for the student."""
+
+
+@dataclass(frozen=True)
+class Format:
+    name: str
+    label: str  # what the page's menu says
+    model_file: str  # the file (or folder) the model is in, inside the download ("" for the card alone)
+    needs: str  # what the snippet needs installed
+    about: str  # one sentence for the card
+
+
+FORMATS: dict[str, Format] = {
+    "keras": Format("keras", "Keras (.keras)", "model.keras", "keras tensorflow",
+                    "The Keras 3 model file: `keras.saving.load_model` reads it (weights and architecture)."),
+    "savedmodel": Format("savedmodel", "TensorFlow SavedModel (folder, zipped)", "saved_model", "tensorflow",
+                         "A TensorFlow SavedModel for inference (TF Serving, TensorFlow.js converter): its `serve` "
+                         "function takes a batch of pictures and returns probabilities."),
+    "tflite": Format("tflite", "TFLite, float32 (phones, Raspberry Pi)", "model.tflite", "tensorflow (or ai-edge-litert)",
+                     "A TensorFlow Lite (LiteRT) model with float32 weights, for phones and small computers."),
+    "tflite_int8": Format("tflite_int8", "TFLite, int8 quantized (microcontrollers, Coral)", "model_int8.tflite",
+                          "tensorflow (or ai-edge-litert)",
+                          "A TensorFlow Lite (LiteRT) model quantized to 8-bit integers (post-training quantization, "
+                          "calibrated on this run's own training pictures): about 4x smaller and faster on small devices, "
+                          "usually as accurate within a point or two."),
+    "card": Format("card", "Model card only (Markdown)", "", "keras tensorflow",
+                   "The model card alone; its snippet is for the Keras file (download it too)."),
+}
+FORMAT_NAMES = tuple(FORMATS)
+
+
+def check_format(name) -> Format:
+    """The Format called `name`; ExportError with the choices otherwise."""
+    if not isinstance(name, str) or name not in FORMATS:
+        shown = repr(name) if isinstance(name, str) and len(name) <= 40 else "that"
+        raise ExportError(f"unknown export format {shown}: choose one of {', '.join(FORMAT_NAMES)}")
+    return FORMATS[name]
+
+
+def download_name(info: RunInfo, fmt: str) -> str:
+    """What the student's download is called: `small_cnn-digits-20250101-1200-tflite_int8.zip`."""
+    dataset = re.sub(r"[^0-9A-Za-z_-]+", "_", (info.dataset_title or info.hparams.dataset).split("@")[0])[:30].strip("_")
+    when = info.run_id[:13]  # yyyymmdd-hhmm
+    stem = f"{info.hparams.model}-{dataset or 'data'}-{when}-{fmt}"
+    return stem + (".md" if fmt == "card" else ".zip")
+
+
+class Exporter:
+    """Builds and keeps the downloads of runs in `runs`; `catalog` (lab.user_datasets.Catalog) loads
+    a run's dataset (class counts, calibration and example pictures). Safe to share between threads."""
+
+    def __init__(self, runs: RunStore, catalog, calibration_images: int = CALIBRATION_IMAGES):
+        self.runs = runs
+        self.catalog = catalog
+        self.calibration_images = calibration_images
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def cached(self, run_id: str, fmt: str, owner: str | None = None) -> Path | None:
+        """The download if it was built already (None when not); RunNotFound / ExportError as export."""
+        check_format(fmt)
+        info = self.runs.info(run_id, owner)
+        path = self.runs.root / info.run_id / EXPORTS / VERSION / download_name(info, fmt)
+        return path if path.is_file() else None
+
+    def export(self, run_id: str, fmt: str, owner: str | None = None,
+               progress: Callable[[float, str], None] | None = None) -> Path:
+        """The file to download for one of `owner`'s runs in format `fmt` (built once, then kept).
+
+        Raises:
+            ExportError: an unknown format, or an int8 model whose training pictures are gone.
+            lab.runs.RunNotFound: no such run of `owner`'s (another student's gets the same answer).
+        """
+        check_format(fmt)
+        say = progress or (lambda fraction, text: None)
+        found = self.cached(run_id, fmt, owner)
+        if found is not None:
+            return found
+        with self._lock_for(run_id, fmt):
+            found = self.cached(run_id, fmt, owner)  # the request before this one may have just built it
+            if found is not None:
+                return found
+            info = self.runs.info(run_id, owner)
+            final = self.runs.root / info.run_id / EXPORTS / VERSION / download_name(info, fmt)
+            work = self.runs.root / f"{TMP_PREFIX}export-{secrets.token_hex(6)}"
+            work.mkdir(parents=True)
+            try:
+                built = self._build(info, fmt, work, say)
+                if not (self.runs.root / info.run_id / "model.keras").exists():  # deleted meanwhile: no folder again
+                    raise FileNotFoundError(info.run_id)
+                final.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(built, final)
+            except FileNotFoundError:
+                if not (self.runs.root / info.run_id).exists():  # deleted (or removed for room) meanwhile
+                    raise not_found(info.run_id) from None
+                raise
+            finally:
+                shutil.rmtree(work, ignore_errors=True)
+        if self.runs.budget is not None:  # exports count in the class's disk like the rest of the run
+            self.runs.budget.after_save(self.runs.root / info.run_id)
+        say(1.0, "ready")
+        return final
+
+    def _lock_for(self, run_id: str, fmt: str) -> threading.Lock:
+        with self._guard:
+            if len(self._locks) > 256:  # forget idle locks (a lock held now is kept)
+                self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+            return self._locks.setdefault((run_id, fmt), threading.Lock())
+
+    # --- building ------------------------------------------------------------------------
+
+    def _build(self, info: RunInfo, fmt: str, work: Path, say) -> Path:
+        folder = self.runs.root / info.run_id
+        say(0.05, "reading the run and its dataset")
+        data = self._dataset(info)
+        figures = self._evaluation(info)
+        spec = FORMATS[fmt]
+        files: dict[str, Path] = {}
+        quantization = None
+        model = _load_model(folder)
+        params = int(model.count_params())
+        if fmt == "keras":
+            files[spec.model_file] = folder / "model.keras"
+        elif fmt != "card":
+            say(0.2, "exporting a TensorFlow SavedModel")
+            saved = work / "saved_model"
+            model.export(str(saved), format="tf_saved_model", verbose=False, **_export_options())
+            if fmt == "savedmodel":
+                files[spec.model_file] = saved
+            else:
+                calibration = None
+                if fmt == "tflite_int8":
+                    if data is None:
+                        raise ExportError("the int8 model is calibrated on this run's training pictures, and its "
+                                          "dataset is gone: download the float TFLite model instead")
+                    calibration = self._calibration(info, data)
+                say(0.5, "converting to TFLite" + (" int8 (calibrating on the training pictures)" if calibration is not None else ""))
+                tflite = work / spec.model_file
+                logits = _logits_export(model, work) if calibration is not None else None
+                tflite.write_bytes(to_tflite(logits or saved, calibration, softmax=logits is not None))
+                files[spec.model_file] = tflite
+                if calibration is not None:
+                    quantization = tflite_io(tflite)
+        say(0.85, "writing the model card")
+        example = self._example(info, data, work)
+        script = snippet(info, fmt)
+        card = model_card(info, fmt, data, figures, script, quantization, params, example is not None)
+        if fmt == "card":
+            out = work / download_name(info, fmt)
+            out.write_text(card)
+            return out
+        out = work / download_name(info, fmt)
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr(CARD, card)
+            z.writestr(SCRIPT, script)
+            if example is not None:
+                z.write(example, EXAMPLE)
+            for name, path in files.items():
+                _add(z, path, name)
+        return out
+
+    def _dataset(self, info: RunInfo):
+        """The run's dataset, when it still exists with the same classes (else None)."""
+        try:
+            data = self.catalog.load(info.hparams.dataset, info.owner)
+        except DatasetError:
+            return None
+        return data if tuple(data.class_names) == tuple(info.class_names) else None
+
+    def _evaluation(self, info: RunInfo):
+        try:
+            return evaluation.of_run(self.runs, self.catalog, info.run_id, info.owner)
+        except (evaluation.EvaluationError, RunNotFound):
+            return None
+
+    def _calibration(self, info: RunInfo, data) -> np.ndarray:
+        """Up to calibration_images of the run's training pictures, spread over the split, as model input."""
+        train, _ = datasets.split(data, info.hparams.validation_split, info.hparams.seed)
+        pick = train[np.linspace(0, len(train) - 1, min(len(train), self.calibration_images)).astype(int)]
+        return to_model_range(data.x[pick])
+
+    def _example(self, info: RunInfo, data, work: Path) -> Path | None:
+        """One of the run's validation pictures as a PNG, as the dataset holds it."""
+        from PIL import Image
+
+        if data is None:
+            return None
+        _, val = datasets.split(data, info.hparams.validation_split, info.hparams.seed)
+        if not len(val):
+            return None
+        x = data.x[val[0]]
+        path = work / EXAMPLE
+        Image.fromarray(x[..., 0] if x.shape[-1] == 1 else x).save(path)
+        return path
+
+
+def _load_model(folder: Path):
+    """A fresh copy of the run's model (not the Try tab's cached one: export traces it)."""
+    import keras
+
+    import models  # noqa: F401  (registers the lab's own layers, e.g. tiny_vit's)
+
+    return keras.saving.load_model(folder / "model.keras", compile=False)
+
+
+def _export_options() -> dict:
+    """model.export's options for this backend. On JAX: the forward pass alone with the weights as
+    constants (is_static: without it the dropout layers' seed state becomes a uint32 variable that
+    TFLite refuses), lowered for the CPU (on a TPU runtime it would otherwise be lowered for the TPU,
+    which neither TensorFlow on a laptop nor the TFLite converter can run)."""
+    import keras
+
+    if keras.backend.backend() != "jax":
+        return {}
+    return {"is_static": True, "jax2tf_kwargs": {"native_serialization_platforms": ("cpu",)}}
+
+
+def _add(z: zipfile.ZipFile, path: Path, name: str) -> None:
+    if path.is_dir():
+        for file in sorted(path.rglob("*")):
+            if file.is_file():
+                z.write(file, f"{name}/{file.relative_to(path).as_posix()}")
+    else:
+        z.write(path, name)
+
+
+def _logits_export(model, work: Path) -> Path | None:
+    """On JAX, the model up to its final softmax, exported (else None).
+
+    JAX spells softmax as exp / sum, which the int8 converter turns into an integer division that
+    fails on some pictures ("div.cc data[i] != 0"); TensorFlow's own softmax becomes TFLite's
+    quantized SOFTMAX, so the int8 model is made from the logits with tf.nn.softmax after them.
+    """
+    import keras
+
+    last = model.layers[-1] if model.layers else None
+    if keras.backend.backend() != "jax" or not (isinstance(last, keras.layers.Activation)
+                                                and getattr(last.activation, "__name__", "") == "softmax"):
+        return None
+    inputs = model.inputs
+    logits = keras.Model(inputs[0] if len(inputs) == 1 else inputs, last.input)  # one input: not a list
+    path = work / "logits_saved_model"
+    logits.export(str(path), format="tf_saved_model", verbose=False, **_export_options())
+    return path
+
+
+def to_tflite(saved_model: Path, calibration: np.ndarray | None = None, softmax: bool = False) -> bytes:
+    """A SavedModel's `serving_default` as a TFLite flatbuffer: float32, or with `calibration`
+    (model inputs) full-integer int8 with uint8 input and output. `softmax`: the SavedModel gives
+    logits; TensorFlow's softmax is added after them."""
+    import tensorflow as tf
+
+    if softmax:
+        loaded = tf.saved_model.load(str(saved_model))
+        shape = [None, *calibration.shape[1:]] if calibration is not None else None
+
+        @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32)])
+        def serve(x):
+            return tf.nn.softmax(loaded.serve(x))
+
+        converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], loaded)
+    else:
+        converter = tf.lite.TFLiteConverter.from_saved_model(str(saved_model))
+    if calibration is not None:
+        def representative():
+            for i in range(len(calibration)):
+                yield [calibration[i : i + 1].astype(np.float32)]
+
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = representative
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        # uint8 in: with pixels 0..255 calibrated to 0..1, the input's scale is 1/255 and its zero point 0,
+        # so a device feeds the prepared pixels as they are
+        converter.inference_input_type = tf.uint8
+        converter.inference_output_type = tf.uint8
+    return converter.convert()
+
+
+def interpreter(path):
+    """A TFLite interpreter for `path`, allocated: LiteRT's when installed, else TensorFlow's."""
+    import warnings
+
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        import tensorflow as tf
+
+        Interpreter = tf.lite.Interpreter
+    with warnings.catch_warnings():  # TensorFlow's: "tf.lite.Interpreter is deprecated" (LiteRT is its successor)
+        warnings.simplefilter("ignore")
+        it = Interpreter(model_path=str(path))
+    it.allocate_tensors()
+    return it
+
+
+def tflite_io(path) -> dict:
+    """{'input': (dtype name, scale, zero point), 'output': (...)} of a TFLite model."""
+    it = interpreter(path)
+    (inp,), (out,) = it.get_input_details(), it.get_output_details()
+    return {"input": (np.dtype(inp["dtype"]).name, *map(float, inp["quantization"])),
+            "output": (np.dtype(out["dtype"]).name, *map(float, out["quantization"]))}
+
+
+# --- the model card and its snippet ------------------------------------------------------------
+
+READ = '''
+def read(path):
+    """The picture as the lab reads it: first frame, at most MAX_SIDE pixels a side, upright,
+    transparency over white, RGB or grayscale."""
+    im = Image.open(path)
+    im.seek(0)
+    if im.format == "JPEG" and max(im.size) > MAX_SIDE:
+        im.draft(None, (MAX_SIDE, MAX_SIDE))  # a big JPEG decodes straight to a smaller size
+    im.load()
+    if max(im.size) > MAX_SIDE:
+        if im.mode not in ("RGB", "L", "RGBA", "LA"):
+            im = flat(im)
+        s = MAX_SIDE / max(im.size)
+        size = (max(1, min(MAX_SIDE, round(im.width * s))), max(1, min(MAX_SIDE, round(im.height * s))))
+        im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    return flat(ImageOps.exif_transpose(im))
+
+
+def flat(im):
+    if im.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in im.info:
+        gray = im.mode in ("LA", "La", "L", "1")
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, im.convert("RGBA")).convert("L" if gray else "RGB")
+    return im if im.mode in ("RGB", "L") else im.convert("L" if im.mode == "1" else "RGB")
+
+
+def border(g):
+    return np.concatenate([g[0], g[-1], g[:, 0], g[:, -1]])
+
+
+def prepare(im):
+    """The model's input: float32 (HEIGHT, WIDTH, CHANNELS), 0..1 (pixel / 255)."""
+    im = im.convert("L" if CHANNELS == 1 else "RGB")
+    px = np.asarray(im, dtype=np.float32).reshape(im.height, im.width, -1)
+    gray = px.mean(axis=-1) if CHANNELS == 3 else px[..., 0]
+    if LIGHT_ON_DARK and np.median(border(gray)) > 127.5:  # dark ink on light paper: invert
+        px, gray = 255.0 - px, 255.0 - gray
+'''
+RESIZE = '''    u8 = np.rint(px).astype(np.uint8)
+    small = Image.fromarray(u8[..., 0] if CHANNELS == 1 else u8)
+    out = np.asarray(small.resize((WIDTH, HEIGHT), Image.Resampling.LANCZOS))
+    return out.reshape(HEIGHT, WIDTH, CHANNELS).astype(np.float32) / 255.0
+'''
+FIT = '''    out = fit_to_content(px, gray)
+    return out.reshape(HEIGHT, WIDTH, CHANNELS).astype(np.float32) / 255.0
+
+
+def otsu(values):
+    hist, edges = np.histogram(values, bins=256, range=(0.0, 256.0))
+    p = hist / max(hist.sum(), 1)
+    omega, mu = np.cumsum(p), np.cumsum(p * edges[:-1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mu[-1] * omega - mu) ** 2 / (omega * (1.0 - omega))
+    return float(edges[int(np.nanargmax(between))]) if np.isfinite(between).any() else 0.0
+
+
+def fit_to_content(px, gray):
+    """Crop to the drawn object, centre it with MARGIN around it, area-average down, stretch to 255."""
+    paper = np.median(np.stack([border(px[..., c]) for c in range(px.shape[-1])], -1), axis=0)
+    ink = np.abs(px - paper)
+    ink_gray = np.abs(gray - float(np.median(border(gray))))
+    blank = np.zeros((HEIGHT, WIDTH, CHANNELS), np.uint8)
+    if float(ink_gray.max()) < MIN_INK_CONTRAST:  # nothing drawn
+        return blank
+    mask = ink_gray > max(otsu(ink_gray), MIN_INK_FRACTION * float(ink_gray.max()))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    crop = np.where(mask[..., None], ink, 0.0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    h, w = crop.shape[:2]
+    out_h = max(1, round(max(h, w / (WIDTH / HEIGHT)) * (1 + 2 * MARGIN)))
+    out_w = max(1, round(out_h * (WIDTH / HEIGHT)))
+    canvas = np.zeros((out_h, out_w, crop.shape[2]), np.float32)
+    y0, x0 = (out_h - h) // 2, (out_w - w) // 2
+    canvas[y0:y0 + h, x0:x0 + w] = crop
+    small = np.stack([np.asarray(Image.fromarray(canvas[..., c]).resize((WIDTH, HEIGHT), Image.Resampling.BOX))
+                      for c in range(canvas.shape[2])], axis=-1)
+    if float(small.max()) <= 0:
+        return blank
+    out = np.clip(np.rint(small * (255.0 / float(small.max()))), 0, 255)
+    if not LIGHT_ON_DARK and np.median(border(gray)) > 127.5:
+        out = 255.0 - out  # back to dark ink on light paper
+    return out.astype(np.uint8)
+'''
+RUN = {
+    "keras": '''
+import keras  # Keras 3 (any backend)
+{custom}model = keras.saving.load_model("model.keras", compile=False)
+probs = np.asarray(model.predict(x[None], verbose=0))[0]
+''',
+    "savedmodel": '''
+import tensorflow as tf
+
+model = tf.saved_model.load("saved_model")
+probs = model.serve(tf.constant(x[None])).numpy()[0]
+''',
+    "tflite": '''
+try:
+    from ai_edge_litert.interpreter import Interpreter  # pip install ai-edge-litert
+except ImportError:
+    import tensorflow as tf
+    Interpreter = tf.lite.Interpreter
+
+interpreter = Interpreter(model_path="{file}")
+interpreter.allocate_tensors()
+inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+batch = x[None]
+if inp["dtype"] != np.float32:  # an integer input: quantize (q = x / scale + zero point)
+    scale, zero = inp["quantization"]
+    limits = np.iinfo(inp["dtype"])
+    batch = np.clip(np.round(batch / scale + zero), limits.min, limits.max).astype(inp["dtype"])
+interpreter.set_tensor(inp["index"], batch)
+interpreter.invoke()
+probs = interpreter.get_tensor(out["index"])[0]
+if out["dtype"] != np.float32:  # an integer output: back to probabilities ((q - zero point) * scale)
+    scale, zero = out["quantization"]
+    probs = (probs.astype(np.float32) - zero) * scale
+''',
+}
+
+
+def snippet(info: RunInfo, fmt: str) -> str:
+    """A standalone Python script (numpy, Pillow and the format's runtime; not the lab) that
+    classifies a picture with the download's model exactly as the Try tab does (lab.images.prepare
+    for the run's look). `python classify.py picture.png`; without an argument, example.png."""
+    look = info.look
+    fmt = "keras" if fmt == "card" else fmt
+    spec = FORMATS[fmt]
+    custom = ""
+    if info.hparams.model == "tiny_vit":
+        custom = ("import models  # this model uses Vision Lab's own layers: run this from the lab's folder\n"
+                  "\n")
+    run = RUN["tflite" if fmt.startswith("tflite") else fmt].format(file=spec.model_file, custom=custom)
+    head = (f'"""Classify a picture with the Vision Lab run {info.run_id} ({info.title()}), as the lab\'s Try tab does.\n\n'
+            f"Needs: pip install numpy pillow {spec.needs}\n"
+            f"Use:   python {SCRIPT} picture.png   (without a picture: {EXAMPLE}, one of the run's validation pictures)\n"
+            '"""\n'
+            "import sys\n\nimport numpy as np\nfrom PIL import Image, ImageOps\n\n"
+            f"CLASSES = {list(info.class_names)!r}\n"
+            f"HEIGHT, WIDTH, CHANNELS = {look.height}, {look.width}, {look.channels}  # "
+            f"{'grayscale' if look.channels == 1 else 'RGB colour'}\n"
+            f"LIGHT_ON_DARK = {look.light_on_dark}  # {'the model saw light strokes on a dark background' if look.light_on_dark else 'pictures are used as they are'}\n"
+            f"MAX_SIDE = {MAX_SIDE}  # pictures are shrunk to this many pixels a side first\n")
+    if look.fit_to_content:
+        head += (f"MARGIN = {look.margin!r}  # empty border around the cropped object, per side, as a fraction of its size\n"
+                 f"MIN_INK_CONTRAST, MIN_INK_FRACTION = {MIN_INK_CONTRAST!r}, {MIN_INK_FRACTION!r}  # what counts as drawn\n")
+    body = "\n" + READ + (FIT if look.fit_to_content else RESIZE)
+    tail = ("\n\nx = prepare(read(sys.argv[1] if len(sys.argv) > 1 else " + repr(EXAMPLE) + "))\n" + run +
+            "best = int(np.argmax(probs))\n"
+            'print(f"{CLASSES[best]} ({probs[best]:.1%})")\n')
+    return head + body + tail
+
+
+def _pct(value) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def _md(text) -> str:
+    """A student's text (dataset and class names) as plain Markdown text."""
+    text = str(text).replace("\\", "\\\\").replace("\n", " ")
+    for ch in "`*[]<>#!|":
+        text = text.replace(ch, "\\" + ch)
+    # an underscore inside a word (small_cnn) is plain text; at a word's edge it could start emphasis
+    return re.sub(r"(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])", r"\\_", text)
+
+
+def input_description(look: ImageLook, quantization: dict | None = None) -> list[str]:
+    """The card's bullet points on the exact input (and the int8 model's integer scales)."""
+    colour = "grayscale, 1 channel" if look.channels == 1 else "RGB colour, 3 channels"
+    lines = [
+        f"- **Shape:** a batch of pictures, `(batch, {look.height}, {look.width}, {look.channels})` "
+        f"(height, width, channels; {colour}), float32.",
+        f"- **Scaling:** pixel value / {PIXEL_MAX:g}, so 0 is black and 1 is white (no mean subtraction: "
+        "the model does any other normalisation itself).",
+        "- **Reading the picture:** the first frame, turned upright (EXIF), transparency over white, shrunk to at "
+        f"most {MAX_SIDE} pixels a side.",
+    ]
+    if look.light_on_dark:
+        lines.append("- **Light on dark:** the model was trained on light strokes on a dark background; a picture "
+                     "whose border is mostly light (median over 127.5) is inverted first (255 - pixel).")
+    else:
+        lines.append("- **Colours as they are:** no inversion.")
+    if look.fit_to_content:
+        lines.append(f"- **Crop:** the object is found (pixels that differ from the border's colour by more than {MIN_INK_CONTRAST} "
+                     f"and by more than Otsu's threshold and {MIN_INK_FRACTION:.0%} of the strongest), cropped, centred on a canvas of the "
+                     f"model's shape with " + (f"{look.margin:g} of its size as an empty margin per side" if look.margin else "no margin")
+                     + ", area-averaged "
+                     f"down to {look.width}×{look.height} (Pillow's BOX filter) and stretched so its brightest pixel is "
+                     "255. A picture with nothing drawn becomes all zeros.")
+    else:
+        lines.append(f"- **Resize:** the whole picture is resized to {look.width}×{look.height} with Pillow's LANCZOS "
+                     "filter, without keeping its shape (no crop).")
+    lines.append("- **Output:** one probability per class, in the order of the class table above (softmax).")
+    if quantization:
+        (idt, isc, izp), (odt, osc, ozp) = quantization["input"], quantization["output"]
+        lines.append(f"- **int8 model's input:** {idt}, scale {isc:.6g}, zero point {izp:g}: q = round(x / {isc:.6g}) + {izp:g}"
+                     + (" — that is, the prepared pixels 0..255 themselves." if idt == "uint8" and abs(isc * 255 - 1) < 1e-3 and izp == 0 else "."))
+        lines.append(f"- **int8 model's output:** {odt}, scale {osc:.6g}, zero point {ozp:g}: probability = (q - {ozp:g}) × {osc:.6g}.")
+    return lines
+
+
+def model_card(info: RunInfo, fmt: str, data, figures, script: str, quantization: dict | None,
+               params: int | None, has_example: bool) -> str:
+    """The Markdown model card of one download."""
+    spec = FORMATS[fmt]
+    hp = info.hparams
+    k = len(info.class_names)
+    out = [f"# Model card: {_md(info.title())}", "",
+           f"Exported from Vision Lab on {datetime.date.today().isoformat()}: run `{info.run_id}`, "
+           f"trained {datetime.datetime.fromtimestamp(info.created).strftime('%Y-%m-%d %H:%M')} ({info.state}).", "",
+           "## This download", "", spec.about, ""]
+    if fmt != "card":
+        out += [f"- `{spec.model_file}`: the model", f"- `{CARD}`: this card", f"- `{SCRIPT}`: the snippet below"]
+        if has_example:
+            out.append(f"- `{EXAMPLE}`: one of the run's validation pictures, for trying the snippet")
+        out.append("")
+    dataset = info.dataset_title or hp.dataset
+    out += ["## Data", "", f"- **Dataset:** {_md(dataset)}" + ("" if info.dataset_title else " (one of Vision Lab's built-in datasets)"),
+            f"- **Classes:** {k}; pictures split once into training and validation "
+            f"({_pct(hp.validation_split)} held out for validation, seed {hp.seed}).", ""]
+    if data is not None:
+        train, val = datasets.split(data, hp.validation_split, hp.seed)
+        n_train, n_val = np.bincount(data.y[train], minlength=k), np.bincount(data.y[val], minlength=k)
+        out += ["| # | Class | Training pictures | Validation pictures |", "|---|---|---|---|"]
+        out += [f"| {i} | {_md(name)} | {n_train[i]} | {n_val[i]} |" for i, name in enumerate(info.class_names)]
+        out += [f"| | **total** | {int(n_train.sum())} | {int(n_val.sum())} |", ""]
+    else:
+        out += ["The dataset is no longer on the lab, so its counts are not known here. Classes, in output order: "
+                + ", ".join(f"{i}: {_md(n)}" for i, n in enumerate(info.class_names)), ""]
+    out += ["## Training", "", f"- **Model:** `{hp.model}`" + (f", {params:,} parameters" if params else ""),
+            f"- **State:** {info.state}" + (f", trained in {info.train_seconds:.0f} s" if info.train_seconds else ""), "",
+            "| Hyperparameter | Value |", "|---|---|"]
+    settings = hp.to_dict()
+    # augmentations that were off say nothing; the others are the run's exact settings (lab.hparams)
+    shown = {n: v for n, v in settings.items() if not (n.startswith("augment_") and not v)}
+    out += [f"| `{name}` | `{value}` |" for name, value in shown.items()]
+    if len(shown) < len(settings):
+        out += ["| augmentation | " + ("none |" if not any(n.startswith("augment_") for n in shown) else "the others off |")]
+    out += ["", "## How well it does", ""]
+    if figures is not None:
+        out += [f"- **Validation accuracy:** {_pct(figures.accuracy)} on {figures.total} validation pictures "
+                f"(guessing would score {_pct(figures.chance)}).", "",
+                "| Class | Precision | Recall | Validation pictures |", "|---|---|---|---|"]
+        out += [f"| {_md(name)} | {_pct(s.precision)} | {_pct(s.recall)} | {s.support} |"
+                for name, s in figures.per_class().items()]
+        note = figures.weights_note()
+        out += [""] + ([note, ""] if note else []) + [f"⚠️ {v}" for v in figures.verdicts()]
+        out += [""] if figures.verdicts() else []
+    else:
+        out += [f"- **Validation accuracy:** {_pct(info.val_accuracy)} (the last epoch's; per-class figures need the "
+                "run's dataset, which is gone).", ""]
+    if fmt == "tflite_int8":
+        out += ["The int8 model's own figures can differ from these by a point or so (quantization rounds every "
+                "weight and activation to 256 levels).", ""]
+    out += ["## The input it expects", ""] + input_description(info.look, quantization) + [""]
+    out += ["## Intended use and limits", "",
+            "- Made in a classroom to learn how image classifiers behave: for experiments and demos, not for "
+            "decisions about people, health, safety or money.",
+            f"- It only knows these {k} classes: any other picture still gets one of them, often with high confidence.",
+            "- The validation pictures come from the same collection as the training pictures; pictures taken "
+            "elsewhere (other cameras, light, backgrounds, handwriting) are usually classified less well than the "
+            "figures above say.",
+            f"- It was trained on {data.x.shape[0] if data is not None else 'a few hundred or thousand'} small pictures "
+            f"({info.look.width}×{info.look.height}); it inherits that dataset's gaps and biases.", "",
+            "## Use it in Python", "",
+            f"The same code is in `{SCRIPT}`" + (f"; it classifies `{EXAMPLE}` when given no picture." if has_example else ".")
+            + " It does exactly what the lab's Try tab does to a picture, without the lab"
+            + (" (except the import of the lab's own layers: this model needs them)." if "import models" in script else "."),
+            "", "```python", script.rstrip(), "```", ""]
+    return "\n".join(out)

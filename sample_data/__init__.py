@@ -1,0 +1,1 @@
+"""The bundled data: 8×8 digits (digits.npz) and example pictures, shipped inside the package."""
