@@ -60,10 +60,12 @@ def register_api(services: Services) -> None:
         except (HParamsError, JobError) as e:
             raise gr.Error(str(e)) from None
         view = services.jobs.view(job.job_id, owner)
-        return {"job_id": job.job_id, "state": view.state, "position": view.position, "hparams": hp.to_dict()}
+        return {"job_id": job.job_id, "state": view.state, "position": view.position, "eta_s": view.eta_s,
+                "hparams": hp.to_dict()}
 
     def job_status(job_id: str, request: gr.Request = None) -> dict:
-        """State (queued, running, done, stopped, failed), metrics so far, message and run_id (your jobs only)."""
+        """State (queued, running, done, stopped, failed), position in the queue and eta_s (seconds until it
+        starts, or while running until it ends), metrics so far, message and run_id (your jobs only)."""
         try:
             return services.jobs.view(job_id, owner_of(request)).to_json()
         except JobError as e:

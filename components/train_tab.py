@@ -51,6 +51,7 @@ class TrainTab:
     board: RunsBoard | None = None  # the student's runs, compared (components/runs_board.py)
     new_run: gr.State | None = None  # the id of the run a job just saved: listeners refresh on its change
     evaluation: EvaluatePanel | None = None  # where the run goes wrong (components/evaluate_panel.py)
+    shown: gr.State | None = None  # the status line the page shows now (a poll finding the same sends nothing)
 
     def control(self, name: str):
         """The control of one HParams field."""
@@ -146,7 +147,7 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
     return TrainTab([controls[f.name] for f in FIELDS], model_info, model_layers, preview_button,
                     preview_text, preview_image, train_button, stop_button, status, loss_plot, accuracy_plot,
                     gr.Timer(POLL_SECONDS, active=False), share_link, gr.State(-1), board=board,
-                    new_run=gr.State(""), evaluation=evaluation)
+                    new_run=gr.State(""), evaluation=evaluation, shown=gr.State(""))
 
 
 def status_markdown(view: JobView) -> str:
@@ -154,10 +155,10 @@ def status_markdown(view: JobView) -> str:
     p = view.progress
     if view.state == "queued":
         if view.position <= 1:
-            return "⏳ **Queued**: next in line; training starts as soon as the accelerator is free."
+            return f"⏳ **Queued**: next in line{about(view.eta_s)}; training starts as soon as the accelerator is free."
         ahead = view.position - 1
-        return (f"⏳ **Queued**: place {view.position} of {view.queue_length}. Training starts when the "
-                f"{ahead} job{'s' * (ahead > 1)} ahead finish{'es' * (ahead == 1)}.")
+        return (f"⏳ **Queued**: {place(view.position)} in line{about(view.eta_s)}; training starts when the "
+                f"{'job' if ahead == 1 else f'{ahead} jobs'} ahead finish{'es' * (ahead == 1)}.")
     if view.state == "running":
         if p.epoch is None:
             done = f" {p.fraction:.0%}" if p.fraction is not None else ""
@@ -175,6 +176,21 @@ def status_markdown(view: JobView) -> str:
     icon = "⚠️" if verdicts else icon
     line = f"{icon} **{view.state.capitalize()}**: {message}.{acc}".replace("..", ".")
     return f"{line}\n\n{mark.strip()} {verdicts}" if verdicts else line
+
+
+def place(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, … 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def about(seconds: float | None) -> str:
+    """", about 40 s" / ", about 3 min" (rounded: an estimate), or "" when not known."""
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f", about {max(5, round(seconds / 5) * 5):.0f} s"
+    return f", about {round(seconds / 60):.0f} min"
 
 
 def figures(rows, hp: HParams, num_classes: int | None = None):
@@ -208,6 +224,34 @@ def describe_model(services: Services, name: str, dataset: str, session) -> tupl
     return f"{line}\n\nFor {title} ({'×'.join(map(str, shape))} images, {classes} classes): **{total:,} parameters** ({trainable}).{why}", table
 
 
+def poll_update(tab: TrainTab, services: Services, state, seen, shown, run_dropdown, run_choices) -> dict:
+    """The timer's tick: only what changed is sent (gr.skip() for the rest), so a tick that finds
+    nothing new costs one job view and sends nothing; the charts are rebuilt only when rows arrived.
+
+    Args:
+        seen: how many metric rows the page shows; shown: the status line it shows.
+        run_dropdown, run_choices: the Try tab's run picker and its refresh (when a run was saved).
+    """
+    state = ensure_client(state)
+    try:
+        view = services.jobs.view(state["job"], state["client"])
+    except JobError:
+        return {tab.timer: gr.Timer(active=False)}
+    plots = (tab.loss_plot, tab.accuracy_plot)
+    status = status_markdown(view)
+    same = status == shown
+    update = {tab.status: gr.skip() if same else status, tab.shown: gr.skip() if same else status,
+              tab.timer: gr.skip() if view.active else gr.Timer(active=False),
+              tab.seen: gr.skip() if len(view.rows) == seen else len(view.rows),
+              **dict.fromkeys(plots, gr.skip()), run_dropdown: gr.skip(), tab.new_run: gr.skip()}
+    if len(view.rows) != seen or not view.active:
+        update.update(zip(plots, figures(view.rows, view.hparams, class_count(services, view.hparams, state["client"]))))
+    if not view.active and view.run_id:
+        update[run_dropdown] = run_choices(state)
+        update[tab.new_run] = view.run_id
+    return update
+
+
 def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, run_dropdown, run_choices) -> None:
     """Connect Train, Stop and the live poll. Every handler answers {component: update}.
 
@@ -228,11 +272,12 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             # timer is left alone, so a refused second Train keeps watching the first job.
             message = e.message if isinstance(e, gr.Error) else str(e)
             gr.Warning(message)
-            return {session: state, tab.status: f"⚠️ {message}"}
+            return {session: state, tab.status: f"⚠️ {message}", tab.shown: ""}  # the next poll redraws its line
         state["job"] = job.job_id
         view = services.jobs.view(job.job_id, state["client"])
         shown = figures(view.rows, hp, class_count(services, hp, state["client"]))
-        return {session: state, tab.status: status_markdown(view), **dict(zip(charts_of, shown)),
+        line = status_markdown(view)
+        return {session: state, tab.status: line, tab.shown: line, **dict(zip(charts_of, shown)),
                 tab.timer: gr.Timer(active=True), tab.seen: len(view.rows), tab.share_link: share_link_markdown(hp)}
 
     def stop(state):
@@ -245,21 +290,8 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
             return "⏹️ **Stopping** after the current step…"
         return status_markdown(services.jobs.view(state["job"], state["client"]))  # already ended: its summary
 
-    def poll(state, seen):
-        """Called by the timer: redraw only when there is something new."""
-        state = ensure_client(state)
-        try:
-            view = services.jobs.view(state["job"], state["client"])
-        except JobError:
-            return {tab.timer: gr.Timer(active=False)}
-        update = {tab.status: status_markdown(view), tab.timer: gr.Timer(active=view.active), tab.seen: len(view.rows)}
-        if len(view.rows) != seen or not view.active:
-            update.update(zip(charts_of, figures(view.rows, view.hparams,
-                                                 class_count(services, view.hparams, state["client"]))))
-        if not view.active and view.run_id:
-            update[run_dropdown] = run_choices(state)
-            update[tab.new_run] = view.run_id
-        return update
+    def poll(state, seen, shown):
+        return poll_update(tab, services, state, seen, shown, run_dropdown, run_choices)
 
     model, dataset = tab.control("model"), tab.control("dataset")
     for trigger in (model, dataset):
@@ -282,11 +314,12 @@ def wire_train_tab(tab: TrainTab, services: Services, session: gr.BrowserState, 
 
     tab.preview_button.click(preview, [session, *tab.controls], [tab.preview_text, tab.preview_image],
                              api_visibility="private", concurrency_limit=2)
-    outputs = [session, tab.status, *charts_of, tab.timer, tab.seen, tab.share_link]
+    outputs = [session, tab.status, *charts_of, tab.timer, tab.seen, tab.share_link, tab.shown]
     tab.train_button.click(train, [session, *tab.controls], outputs, api_visibility="private", concurrency_limit=None)
     tab.stop_button.click(stop, session, tab.status, api_visibility="private", concurrency_limit=None)
     # Polls are cheap reads of a job view: no concurrency limit, no spinner.
-    tab.timer.tick(poll, [session, tab.seen], [tab.status, *charts_of, tab.timer, tab.seen, run_dropdown, tab.new_run],
+    tab.timer.tick(poll, [session, tab.seen, tab.shown],
+                   [tab.status, *charts_of, tab.timer, tab.seen, run_dropdown, tab.new_run, tab.shown],
                    api_visibility="private", concurrency_limit=None, show_progress="hidden")
 
 

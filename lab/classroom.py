@@ -7,7 +7,9 @@ is refused wherever it comes from: the page or the API).
 
 - The teacher's key: every teacher action passes it, compared in constant time (`check_key`).
 - Students: each identity that opens the page or trains joins, and is shown by the nickname they
-  typed, else "student 1, 2, …" in the order they joined: a display name, never their id.
+  typed, else "student 1, 2, …" in the order they joined: a display name, never their id. At most
+  `max_students` are remembered (the least recently seen forgotten first), so the board's memory
+  stays flat as classes come and go.
 - Locks (`parse_locks`): per HParams field, the values allowed ({"allowed": [...]}) or a range
   ({"min": .., "max": ..}). `check` refuses settings outside them, naming the lock; `settle`
   moves settings inside them (what a student's controls show).
@@ -27,6 +29,7 @@ import re
 import secrets
 import threading
 import unicodedata
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +37,7 @@ from lab.hparams import FIELD_BY_NAME, HParams, HParamsError, number_text, valid
 from lab.jobs import JobError, JobManager
 
 MAX_NICKNAME = 24  # characters: a name on a board, not a sentence
+MAX_STUDENTS = 1000  # identities the board remembers; the least recently seen are forgotten beyond it
 TEACHER = "the teacher"  # who stopped a job, as a student reads it
 
 
@@ -234,13 +238,16 @@ class Classroom:
         key: the teacher's key; a random one when None (`key` says it, for the start-up line).
     """
 
-    def __init__(self, jobs: JobManager, runs, datasets=None, key: str | None = None):
+    def __init__(self, jobs: JobManager, runs, datasets=None, key: str | None = None, max_students: int = MAX_STUDENTS):
         if key is not None and (not isinstance(key, str) or len(key.strip()) < 4):
             raise ClassroomError("the teacher key must be at least 4 characters")
         self.key = key.strip() if key else secrets.token_urlsafe(12)
         self.jobs, self.runs, self.datasets = jobs, runs, datasets
         self._lock = threading.Lock()
-        self._joined: dict[str, int] = {}  # owner -> their number, in the order they joined
+        # owner -> their number (in the order they joined), least recently seen first: at most max_students
+        self._joined: OrderedDict[str, int] = OrderedDict()
+        self._next_number = 1
+        self.max_students = max_students
         self._nicknames: dict[str, str] = {}
         self.locks: dict[str, Lock] = {}
         self.preset: dict[str, Any] = {}  # field -> value: only the fields the teacher set
@@ -339,7 +346,13 @@ class Classroom:
     def join(self, owner: str) -> str:
         """Note a student on the link (opening the page, training); returns their display name."""
         with self._lock:
-            self._joined.setdefault(owner, len(self._joined) + 1)
+            if owner in self._joined:
+                self._joined.move_to_end(owner)
+            else:
+                self._joined[owner], self._next_number = self._next_number, self._next_number + 1
+                while len(self._joined) > self.max_students:  # a new student's arrival forgets the longest gone
+                    gone, _ = self._joined.popitem(last=False)
+                    self._nicknames.pop(gone, None)
         return self.name(owner)
 
     def leave(self, owner: str) -> None:

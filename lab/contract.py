@@ -6,7 +6,7 @@ The page's timer, the `/job_status` endpoint and (later) the teacher's board all
 - `Progress`: what a running job is doing now. The worker (lab.jobs), the training callback
   (lab.training) and the feature cache (lab.features) write it; it has slots, so setting a name
   that is not a field raises, and a writer and a reader cannot drift apart on a key.
-- `JobView`: a copy of one job at one moment (state, place in the queue, progress, metric rows,
+- `JobView`: a copy of one job at one moment (state, place in the queue and ETA, progress, metric rows,
   the `HParams` object itself, the saved run's id); `to_json()` is the API's answer.
 
 Part of the engine's lowest layer: no gradio, no keras, no other lab module.
@@ -64,6 +64,7 @@ class JobView:
     progress: Progress
     hparams: Any  # lab.hparams.HParams (not imported: this module stays at the bottom)
     rows: list[dict] = field(default_factory=list)  # metric rows: step, epoch, loss, accuracy[, val_*]
+    eta_s: float | None = None  # queued: seconds until it starts; running: until it ends (lab.eta); else None
 
     @property
     def active(self) -> bool:
@@ -83,6 +84,7 @@ class JobView:
         """The API's answer (`/job_status`): plain JSON, with the metric rows as "metrics"."""
         return {
             "job_id": self.job_id, "state": self.state, "message": self.message, "run_id": self.run_id,
-            "position": self.position, "queue_length": self.queue_length, "progress": self.progress.to_json(),
+            "position": self.position, "queue_length": self.queue_length, "eta_s": self.eta_s,
+            "progress": self.progress.to_json(),
             "metrics": [dict(r) for r in self.rows], "hparams": self.hparams.to_dict(),
         }

@@ -1,8 +1,11 @@
 """JobManager: the single owner of the accelerator.
 
-One worker thread trains one job at a time; jobs queue first-come-first-served with at most
-one queued or running job per student and at most `max_queue` waiting for the whole class, so
-nobody can hog the class's accelerator. Watchers read snapshots without taking the training
+One worker thread trains one job at a time. Jobs queue round robin between students (each job gets
+a turn: a student's next job waits for everyone else's current one, and a student new to the queue
+joins the round under way, behind those already in it), with at most `per_student` queued or
+running jobs per student and at most `max_queue` waiting for the whole class, so nobody can hog the
+class's accelerator. Each queued job has a place and an ETA (lab.eta: the jobs ahead at the speeds
+this machine was measured at, the running job's remaining part included). Watchers read snapshots without taking the training
 thread's time. The teacher (lab.classroom) may pause the queue, limit a job's time, stop any job,
 and add `rules` every submitted job must pass (the class's locks). Every request a student makes
 passes its `owner`: another student's job gets exactly the answer a missing one gets.
@@ -16,10 +19,10 @@ import secrets
 import threading
 import time
 import traceback
-from collections import deque
 from dataclasses import dataclass, field
 
 from lab import backend, downloads, evaluation
+from lab.eta import Estimator
 from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
 from lab.hparams import HParams
@@ -28,6 +31,8 @@ from lab.training import DIVERGED, TrainingLog
 
 log = logging.getLogger(__name__)
 MAX_QUEUE = 100  # jobs waiting at once for the whole class (a lecture hall); the teacher can raise it
+PER_STUDENT = 1  # queued or running jobs per student (the page shows one job; a script may be allowed more)
+TRAINER_NICE = 10  # the trainer thread's lower priority: the web server answers while the cores train
 
 
 class JobError(ValueError):
@@ -47,6 +52,9 @@ class Job:
     finished: float | None = None
     log: TrainingLog = field(default_factory=TrainingLog)
     stopped_by: str = ""  # who stopped it, when not its student ("the teacher", "the time limit of 60 s")
+    turn: int = 0  # its round in the round robin: the queue runs by (turn, seq)
+    seq: int = 0  # the order it was submitted in
+    live_measured: bool = False  # its speed has refined the ETA while it runs (_measure_live)
 
 
 class JobManager:
@@ -60,9 +68,13 @@ class JobManager:
         catalog: where datasets are looked up by name (lab.user_datasets.Catalog: the built-in
             ones and the students' own); by default only the built-in ones.
         max_queue: jobs that may wait at once (the class's queue); more are refused.
+        per_student: queued or running jobs one student may have at once.
+        keep_finished: ended jobs remembered (their views); the oldest are forgotten beyond it.
+        nice: how much lower the trainer thread's priority is than the web server's (Linux; 0 = same).
     """
 
-    def __init__(self, runs, runtime, train=None, keep_finished: int = 500, catalog=None, max_queue: int = MAX_QUEUE):
+    def __init__(self, runs, runtime, train=None, keep_finished: int = 500, catalog=None, max_queue: int = MAX_QUEUE,
+                 per_student: int = PER_STUDENT, nice: int = TRAINER_NICE):
         from lab.user_datasets import Catalog
 
         self.runs = runs
@@ -70,7 +82,14 @@ class JobManager:
         self._train = train
         self.catalog = catalog or Catalog()
         self._jobs: dict[str, Job] = {}
-        self._queue: deque[str] = deque()
+        self._queue: list[str] = []  # queued job ids, kept sorted by (turn, seq): the order they will run in
+        self._seq = 0
+        self._turn = 0  # the turn of the job that started last
+        self._last_turn: dict[str, int] = {}  # owner -> the turn of their newest job (only while >= _turn)
+        self._running: Job | None = None
+        self.estimator = Estimator()  # how long jobs take here (the queue's ETA)
+        self.per_student = per_student
+        self._nice = nice
         self._cv = threading.Condition()
         self._keep = keep_finished
         self.max_queue = max_queue
@@ -84,8 +103,9 @@ class JobManager:
 
     # -- requests ---------------------------------------------------------
     def submit(self, owner: str, hparams: HParams) -> Job:
-        """Queue a job for `owner`; refuse while that owner has one queued or running, or when
-        the dataset is someone else's (or gone), or when the class's `rules` refuse it."""
+        """Queue a job for `owner` in its round-robin turn; refuse while that owner has `per_student`
+        queued or running, when the class's queue is full, when the dataset is someone else's (or
+        gone), or when the class's `rules` refuse it."""
         if self.rules is not None:
             self.rules(owner, hparams)
         try:
@@ -93,14 +113,22 @@ class JobManager:
         except DatasetError as e:
             raise JobError(str(e)) from None
         with self._cv:
-            for job in self._jobs.values():
-                if job.owner == owner and job.state in ACTIVE:
-                    raise JobError(f"you already have a job {job.state}: stop it or wait for it to finish")
+            mine = [job for job in self._jobs.values() if job.owner == owner and job.state in ACTIVE]
+            if len(mine) >= self.per_student:
+                if self.per_student == 1:
+                    raise JobError(f"you already have a job {mine[0].state}: stop it or wait for it to finish")
+                raise JobError(f"you already have {len(mine)} jobs queued or running (at most {self.per_student}): "
+                               "stop one or wait for one to finish")
             if len(self._queue) >= self.max_queue:
                 raise JobError(f"the class's queue is full ({self.max_queue} jobs waiting): try again in a minute")
-            job = Job(secrets.token_urlsafe(9), owner, hparams)
+            # Round robin: the student's next turn, but never one already past (a newcomer joins this round).
+            turn = max(self._turn, self._last_turn.get(owner, -1) + 1)
+            self._seq += 1
+            job = Job(secrets.token_urlsafe(9), owner, hparams, turn=turn, seq=self._seq)
+            self._last_turn[owner] = turn
             self._jobs[job.job_id] = job
             self._queue.append(job.job_id)
+            self._queue.sort(key=lambda k: (self._jobs[k].turn, self._jobs[k].seq))
             self._forget_old()
             self._cv.notify_all()
         return job
@@ -178,6 +206,30 @@ class JobManager:
         with self._cv:
             return self._queue.index(job_id) + 1 if job_id in self._queue else 0
 
+    def order(self) -> list[str]:
+        """The queued jobs' ids in the order they will run (trusted callers: tests, the teacher)."""
+        with self._cv:
+            return list(self._queue)
+
+    def eta(self, job_id: str) -> float | None:
+        """Seconds until a queued job starts (the running job's rest, then every job ahead), or until
+        a running one ends; None once it has ended. An estimate (lab.eta), refined as jobs run."""
+        with self._cv:
+            job = self._jobs.get(job_id)
+            if job is None or job.state not in ACTIVE:
+                return None
+            running = self._running
+            ahead = [self._jobs[k].hparams for k in self._queue[: self._queue.index(job_id)]] \
+                if job.state == "queued" else []
+        seconds = 0.0
+        if running is not None and running.state == "running":
+            self._measure_live(running)
+            seconds += self.estimator.remaining(running.hparams, running.log.progress,
+                                                time.time() - (running.started or time.time()))
+        if job.state == "running":
+            return round(seconds, 1)
+        return round(seconds + sum(self.estimator.job_seconds(hp) for hp in ahead), 1)
+
     def view(self, job_id: str, owner: str | None = None) -> JobView:
         """A typed copy of the job (lab.contract.JobView) that the caller may keep and render."""
         job = self.get(job_id, owner)
@@ -186,7 +238,7 @@ class JobManager:
             queue_length = len(self._queue)
         return JobView(job_id=job.job_id, state=job.state, message=job.message, run_id=job.run_id,
                        position=position, queue_length=queue_length, progress=job.log.progress.copy(),
-                       rows=job.log.snapshot(), hparams=job.hparams)
+                       rows=job.log.snapshot(), hparams=job.hparams, eta_s=self.eta(job_id))
 
     def wait(self, job_id: str, timeout: float | None = None) -> Job:
         """Block until the job has ended (tests and scripts)."""
@@ -201,6 +253,7 @@ class JobManager:
 
     # -- the worker -------------------------------------------------------
     def _work(self) -> None:
+        backend.lower_priority(self._nice)  # before the job's framework threads exist: they inherit it
         while True:
             with self._cv:
                 while (not self._queue or self.paused) and self._warm is None:
@@ -209,13 +262,16 @@ class JobManager:
                     warm, self._warm = self._warm, None
                     job = None
                 else:  # taken off the queue and marked running at once: stop() never sees it in between
-                    job = self._jobs[self._queue.popleft()]
+                    job = self._jobs[self._queue.pop(0)]
                     job.state, job.started, job.message = "running", time.time(), "starting"
+                    self._running, self._turn = job, job.turn
+                    self._last_turn = {k: t for k, t in self._last_turn.items() if t >= self._turn}  # bounded
                     self._cv.notify_all()
             if job is None:
                 self._warm_up(warm)
                 continue
             limit = self._time_limit(job)
+            backend.lower_priority(self._nice)  # pools the framework started since the last job too
             try:
                 with backend.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
                     self._run(job)
@@ -227,7 +283,9 @@ class JobManager:
                     limit.cancel()
             with self._cv:
                 job.finished = time.time()
+                self._running = None
                 self._cv.notify_all()
+            self._measured(job)
 
     # -- warming up -------------------------------------------------------
     def warm_up(self, hparams: HParams) -> None:
@@ -262,6 +320,9 @@ class JobManager:
                 data = self.catalog.load(hp.dataset, None)
                 one_epoch = dataclasses.replace(hp, epochs=1, fine_tune_epochs=0)
                 (self._train or training.fit)(one_epoch, self._runtime(), warm_log, data=data)
+            p = warm_log.progress  # the machine's speed for the default job: the first ETAs' measure
+            if p.images_per_sec and p.steps_per_epoch:
+                self.estimator.record(hp, p.images_per_sec, p.steps_per_epoch * hp.batch_size * (p.replicas or 1))
             what = "stopped early: a job came in" if warm_log.stop.is_set() and not waiting.is_set() else \
                 f"compiled in {time.perf_counter() - started:.1f} s"
             self.warmth = f"warm: {hp.model} on {hp.dataset} {what}"
@@ -272,6 +333,24 @@ class JobManager:
             waiting.set()
             with self._cv:
                 self._cv.notify_all()
+
+    def _measure_live(self, job: Job) -> None:
+        """Once a running job has measured its speed, the queue's ETAs use it at once (before it ends):
+        the first job of a lesson corrects the priors for everyone queued behind it."""
+        p = job.log.progress
+        if not job.live_measured and p.images_per_sec and p.steps_per_epoch and (p.epoch or 0) >= 1:
+            job.live_measured = True
+            self.estimator.record(job.hparams, p.images_per_sec, p.steps_per_epoch * job.hparams.batch_size * (p.replicas or 1))
+
+    def _measured(self, job: Job) -> None:
+        """Refine the ETA's speeds from a job that trained (a stopped one tells its speed, not its length)."""
+        p = job.log.progress
+        if not job.log.rows or p.epoch is None or not job.started:
+            return
+        images = p.steps_per_epoch * job.hparams.batch_size * (p.replicas or 1) if p.steps_per_epoch else None
+        whole = job.state == "done"
+        self.estimator.record(job.hparams, p.images_per_sec, images,
+                              wall_s=(job.finished - job.started) if whole else None, epochs=p.epoch if whole else None)
 
     def _time_limit(self, job: Job) -> threading.Timer | None:
         """A timer that stops `job` when the teacher's time limit (read as the job starts) runs out."""

@@ -14,6 +14,8 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("VISION_LAB_BACKEND", "tensorflow")  # launched apps too (one JAX app test sets jax)
+# No start-up warm-up in launched apps: tests count queue places from the first job (test_app_jax turns it on)
+os.environ.setdefault("VISION_LAB_WARM_UP", "0")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("VISION_LAB_PRETRAINED", "0")  # no test downloads ImageNet weights (tests that need the path patch it)
 ROOT = Path(__file__).resolve().parent.parent

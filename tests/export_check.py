@@ -75,15 +75,21 @@ def classify(fmt: str, folder: Path, inputs: np.ndarray) -> list[int]:
             warnings.simplefilter("ignore")
             it = tf.lite.Interpreter(model_path=str(folder / ("model.tflite" if fmt == "tflite" else "model_int8.tflite")))
         inp, out = it.get_input_details()[0], it.get_output_details()[0]
-        it.resize_tensor_input(inp["index"], inputs.shape)
+        fixed = int(inp["shape_signature"][0]) > 0  # a model made for a fixed batch (JAX's int8: one picture)
+        step = int(inp["shape"][0]) if fixed else len(inputs)
+        if not fixed:
+            it.resize_tensor_input(inp["index"], inputs.shape)
         it.allocate_tensors()
         x = inputs
         if inp["dtype"] != np.float32:
             scale, zero = inp["quantization"]
             x = np.clip(np.round(x / scale + zero), 0, 255).astype(inp["dtype"])
-        it.set_tensor(inp["index"], x)
-        it.invoke()
-        probs = it.get_tensor(out["index"])
+        parts = []
+        for start in range(0, len(x), step):
+            it.set_tensor(inp["index"], x[start:start + step])
+            it.invoke()
+            parts.append(it.get_tensor(out["index"]).copy())
+        probs = np.concatenate(parts)
         if out["dtype"] != np.float32:
             scale, zero = out["quantization"]
             probs = (probs.astype(np.float32) - zero) * scale

@@ -41,6 +41,7 @@ def test_train_runs_to_the_end_with_metrics(finished):
     job, status = finished
     assert job["hparams"]["epochs"] == 6 and job["hparams"]["model"] == "mlp"  # missing keys took defaults
     assert status["state"] == "done" and status["run_id"]
+    assert job["position"] >= 0 and "eta_s" in job and status["eta_s"] is None and status["position"] == 0
     rows = status["metrics"]
     assert {"epoch", "loss", "accuracy"} <= set(rows[0])
     assert [r["epoch"] for r in rows if "val_accuracy" in r] == [1, 2, 3, 4, 5, 6]

@@ -18,7 +18,7 @@ from tests.conftest import LaunchedApp
 from tests.test_app_api import wait_for
 
 pytestmark = pytest.mark.slow
-UNPINNED = {"VISION_LAB_BACKEND": "", "KERAS_BACKEND": "", "JAX_PLATFORMS": "cpu"}
+UNPINNED = {"VISION_LAB_BACKEND": "", "KERAS_BACKEND": "", "JAX_PLATFORMS": "cpu", "VISION_LAB_WARM_UP": "1"}
 
 
 def accelerator_line(app) -> str:

@@ -6,7 +6,8 @@ Its modules form layers, lowest first. A module imports engine modules only from
 own (imports inside functions count), so no engine module imports one above it and there is no
 import circle of any length:
 
-    0 foundations   images, archive, storage, backend, charts, admission, optimizers (no engine imports)
+    0 foundations   images, archive, storage, backend, charts, admission, optimizers, contract, colab,
+                    eta (how long jobs take here: the queue's ETA) (no engine imports)
     1 shared types  dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
                     pipeline (pixel scaling, tf.data batches, TrainingError, the loss), captures, inference
     2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features;
@@ -34,7 +35,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
-    ("images", "archive", "storage", "backend", "charts", "admission", "optimizers", "contract"),
+    ("images", "archive", "storage", "backend", "charts", "admission", "optimizers", "contract", "colab", "eta"),
     ("dataset_base", "pipeline", "captures", "inference"),
     ("downloads", "image_folder", "features", "explain"),
     ("datasets",),

@@ -150,6 +150,21 @@ def test_students_are_numbered_or_nicknamed_never_shown_by_id():
     assert [s["student"] for s in room.board().to_json()["students"]] == ["student 1", "student 2", "ada lovelace (2)"]
 
 
+
+def test_the_board_remembers_at_most_max_students_the_least_recently_seen_forgotten():
+    room = classroom()
+    room.max_students = 3
+    room.join("a"), room.join("b"), room.set_nickname("c", "Cleo")
+    room.join("a")  # seen again: now the most recent
+    assert room.join("d") == "student 4", "numbers are never reused"
+    assert room.name("b") == "a student who has left", "b was seen least recently"
+    assert [s.student for s in room.board().students] == ["student 1", "Cleo", "student 4"]
+    room.join("e"), room.join("f")
+    assert room.name("c") == "a student who has left" and "c" not in room._nicknames  # the nickname goes too
+    assert len(room._joined) == 3 and len(room._nicknames) == 0
+    assert room.set_nickname("g", "Cleo") == "Cleo", "a forgotten student's nickname is free again"
+
+
 # -- the queue, steered ---------------------------------------------------------------------------
 def test_the_queue_refuses_a_job_outside_the_locks_and_admits_its_student():
     room = classroom()

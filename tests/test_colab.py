@@ -9,12 +9,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_setup():
-    import importlib.util
+    from lab import colab
 
-    spec = importlib.util.spec_from_file_location("colab_setup", ROOT / "scripts" / "colab_setup.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return colab
 
 
 def runtime_with(*modules):
@@ -37,8 +34,28 @@ def test_notebook_first_code_cell_installs_and_launches_with_a_share_link():
     nb = json.loads((ROOT / "notebooks" / "vision_lab_colab.ipynb").read_text())
     code = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
     compile(code, "first cell", "exec")  # valid Python
-    assert "scripts/colab_setup.py" in code and "lab_app.launch(share=True, runs_dir=RUNS_DIR)" in code
-    assert code.index("colab_setup") < code.index("import lab_app")  # install before keras is imported
+    assert '"-m", "lab.colab"' in code and "lab_app.launch(share=True, runs_dir=RUNS_DIR)" in code
+    assert code.index("lab.colab") < code.index("import lab_app")  # install before keras is imported
+
+
+def test_notebook_installs_the_published_package_without_its_dependencies_then_what_is_missing(tmp_path, monkeypatch):
+    """PACKAGE set (a git URL or a wheel): pip install --no-deps (the dependencies would replace Colab's
+    own TensorFlow with tensorflow-cpu), then `python -m lab.colab`, then the launch: no clone, no upload."""
+    import subprocess
+    import sys
+    import types
+
+    nb = json.loads((ROOT / "notebooks" / "vision_lab_colab.ipynb").read_text())
+    code = "".join(next(c for c in nb["cells"] if c["cell_type"] == "code")["source"])
+    wheel = str(tmp_path / "vision_lab-0.5.0-py3-none-any.whl")
+    code = code.replace('PACKAGE = "git+https://github.com/YOUR-ORG/vision-lab.git"', f"PACKAGE = {wheel!r}")
+    monkeypatch.chdir(tmp_path)
+    ran, launched = [], []
+    monkeypatch.setattr(subprocess, "run", lambda cmd, **kw: ran.append(cmd))
+    monkeypatch.setitem(sys.modules, "lab_app", types.SimpleNamespace(launch=lambda **kw: launched.append(kw)))
+    exec(compile(code, "first cell", "exec"), {})
+    assert ran == [[sys.executable, "-m", "pip", "install", "-q", "--no-deps", wheel], [sys.executable, "-m", "lab.colab"]]
+    assert launched == [{"share": True, "runs_dir": "runs"}] and Path.cwd() == tmp_path
 
 
 def test_notebook_without_a_public_repo_takes_an_uploaded_zip_of_it(tmp_path, monkeypatch):
@@ -56,7 +73,7 @@ def test_notebook_without_a_public_repo_takes_an_uploaded_zip_of_it(tmp_path, mo
     def upload():  # what google.colab.files.upload() returns once the teacher picked a file
         with zipfile.ZipFile("vision-lab-main.zip", "w") as z:
             z.writestr("vision-lab-main/lab_app.py", "")
-            z.writestr("vision-lab-main/scripts/colab_setup.py", "")
+            z.writestr("vision-lab-main/lab/colab.py", "")
         return {"vision-lab-main.zip": b"..."}
 
     colab = types.ModuleType("google.colab")
@@ -69,7 +86,7 @@ def test_notebook_without_a_public_repo_takes_an_uploaded_zip_of_it(tmp_path, mo
 
     exec(compile(code, "first cell", "exec"), {})
     assert Path.cwd() == tmp_path / "vision-lab" and (tmp_path / "vision-lab" / "lab_app.py").exists()
-    assert ran == [[sys.executable, "scripts/colab_setup.py"]]  # no git clone of the placeholder address
+    assert ran == [[sys.executable, "-m", "lab.colab"]]  # no pip install of the placeholder address
     assert launched == [{"share": True, "runs_dir": "runs"}]  # runs on the runtime's disk unless Drive is asked for
 
 

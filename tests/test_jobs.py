@@ -275,3 +275,91 @@ def test_a_failed_warm_up_says_so_and_the_worker_goes_on():
     jm._train = fake_train()
     job = jm.submit("bob", validate({}))
     assert jm.wait(job.job_id, timeout=10).state == "done"
+
+
+def labelled_train(order, gate=None, steps=10, step_s=0.0):
+    """A fake fit that notes each job's seed (its label) as it starts, optionally waits for `gate`,
+    then trains `epochs` × `steps` steps of `step_s` seconds, writing progress like the real callback."""
+
+    def train(hp, runtime, log, data=None):
+        order.append(hp.seed)
+        if gate is not None:
+            gate.wait(10)
+        p = log.progress
+        p.update(phase="training", epoch=0, step=0, steps_per_epoch=steps, replicas=1)
+        t0 = time.perf_counter()
+        for i in range(hp.epochs * steps):
+            if log.stop.is_set():
+                break
+            time.sleep(step_s)
+            p.update(epoch=(i + 1) / steps, step=i + 1,
+                     images_per_sec=round((i + 1) * hp.batch_size / max(time.perf_counter() - t0, 1e-9), 1))
+            log.rows.append({"step": i + 1, "epoch": (i + 1) / steps, "loss": 1.0, "accuracy": 0.5})
+        return FitResult(model=object(), stopped=log.stop.is_set(), diverged=False, class_names=("a", "b"))
+
+    return train
+
+
+def test_the_queue_is_round_robin_between_students_not_first_come_first_served():
+    order = []
+    jm = JobManager(FakeRuns(), FakeRuntime, train=labelled_train(order, steps=1), catalog=FakeCatalog(), per_student=3)
+    jm.pause(True)
+    ids = {}
+    for owner, label in [("alice", 1), ("alice", 2), ("alice", 3), ("bob", 11), ("bob", 12), ("carol", 21)]:
+        ids[label] = jm.submit(owner, validate({"seed": label, "epochs": 1})).job_id
+    with pytest.raises(JobError, match="at most 3"):
+        jm.submit("alice", validate())
+    # first come, first served would be 1 2 3 11 12 21: alice's three before anyone else's
+    expected = [1, 11, 21, 2, 12, 3]
+    assert jm.order() == [ids[k] for k in expected]
+    assert [jm.view(ids[k]).position for k in expected] == [1, 2, 3, 4, 5, 6]
+    jm.pause(False)
+    for k in expected:
+        jm.wait(ids[k], 10)
+    assert order == expected
+
+
+def test_a_newcomer_joins_the_round_under_way_before_a_students_second_turn():
+    order, gate = [], threading.Event()
+    jm = JobManager(FakeRuns(), FakeRuntime, train=labelled_train(order, gate, steps=1), catalog=FakeCatalog(),
+                    per_student=2)
+    first = jm.submit("alice", validate({"seed": 1, "epochs": 1}))
+    while not order:
+        time.sleep(0.01)  # alice's first job is running (held by the gate)
+    a2 = jm.submit("alice", validate({"seed": 2, "epochs": 1}))
+    b1 = jm.submit("bob", validate({"seed": 11, "epochs": 1}))  # came later, but has had no turn yet
+    assert jm.order() == [b1.job_id, a2.job_id]
+    gate.set()
+    for j in (first, a2, b1):
+        jm.wait(j.job_id, 10)
+    assert order == [1, 11, 2]
+    assert len(jm._last_turn) <= 2  # the round robin's memory is pruned as turns pass
+
+
+def test_the_eta_of_a_queued_job_is_within_a_factor_of_two_of_its_wait():
+    """Jobs of different lengths (2, 4 and 1 epochs of 10 steps of 20 ms) ahead of the measured one."""
+    order = []
+    jm = JobManager(FakeRuns(), FakeRuntime, train=labelled_train(order, step_s=0.02), catalog=FakeCatalog())
+    calibration = jm.submit("teacher", validate({"seed": 0, "epochs": 2}))
+    assert jm.view(calibration.job_id).eta_s is not None  # running or about to: its own remaining time
+    jm.wait(calibration.job_id, 10)  # the machine's speed is measured once
+    assert jm.view(calibration.job_id).eta_s is None
+    jobs = [jm.submit(f"s{i}", validate({"seed": i, "epochs": e})) for i, e in enumerate([2, 4, 1], 1)]
+    last = jm.submit("s4", validate({"seed": 4, "epochs": 1}))
+    view = jm.view(last.job_id)
+    asked = time.time()
+    assert view.position >= 3 and view.eta_s > 0 and view.to_json()["eta_s"] == view.eta_s
+    jm.wait(jobs[-1].job_id, 20)
+    while jm.get(last.job_id).started is None:
+        time.sleep(0.005)
+    waited = jm.get(last.job_id).started - asked
+    assert 0.5 <= waited / view.eta_s <= 2, (waited, view.eta_s)
+    jm.wait(last.job_id, 10)
+
+
+def test_ended_jobs_are_forgotten_beyond_keep_finished():
+    jm = JobManager(FakeRuns(), FakeRuntime, train=fake_train(rows=1, delay=0), catalog=FakeCatalog(), keep_finished=3)
+    for i in range(6):
+        jm.wait(jm.submit(f"student{i}", validate()).job_id, 10)
+    jm.submit("last", validate())
+    assert len(jm._jobs) <= 4  # 3 ended, and the one just queued
