@@ -213,11 +213,12 @@ class JobManager:
 
     def eta(self, job_id: str) -> float | None:
         """Seconds until a queued job starts (the running job's rest, then every job ahead), or until
-        a running one ends; None once it has ended. An estimate (lab.eta), refined as jobs run."""
+        a running one ends; None once it has ended or while the queue is paused. An estimate (lab.eta),
+        refined as jobs run."""
         with self._cv:
             job = self._jobs.get(job_id)
-            if job is None or job.state not in ACTIVE:
-                return None
+            if job is None or job.state not in ACTIVE or (self.paused and job.state == "queued"):
+                return None  # ended, or held by the teacher's pause: no honest estimate
             running = self._running
             ahead = [self._jobs[k].hparams for k in self._queue[: self._queue.index(job_id)]] \
                 if job.state == "queued" else []

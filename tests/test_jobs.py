@@ -313,6 +313,7 @@ def test_the_queue_is_round_robin_between_students_not_first_come_first_served()
     expected = [1, 11, 21, 2, 12, 3]
     assert jm.order() == [ids[k] for k in expected]
     assert [jm.view(ids[k]).position for k in expected] == [1, 2, 3, 4, 5, 6]
+    assert jm.view(ids[3]).eta_s is None, "a paused queue promises no time"
     jm.pause(False)
     for k in expected:
         jm.wait(ids[k], 10)
