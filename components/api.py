@@ -79,16 +79,25 @@ def register_api(services: Services) -> None:
             raise gr.Error(str(e)) from None
         return {"job_id": job.job_id, "state": job.state, "message": job.message}
 
-    def predict(image: FileData, run_id: str = "", request: gr.Request = None) -> dict:
-        """Classify an image file with one of your runs (an empty run_id means your latest run)."""
+    def picture_and_run(image: FileData, run_id: str, request: gr.Request | None):
+        """(the uploaded picture's path, the caller's run_id, the loaded run): /predict's and /explain's
+        shared start (an empty run_id means the caller's latest run; another's run is RunNotFound)."""
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         if not path:
             raise gr.Error("send an image file (gradio_client.handle_file(path))")
         owner = owner_of(request)
         run_id = run_id or latest_run(owner)
         try:
-            result = inference.predict(services.runs.load(run_id, owner), path)
-        except (ImageError, RunNotFound) as e:
+            return path, run_id, services.runs.load(run_id, owner)
+        except RunNotFound as e:
+            raise gr.Error(str(e)) from None
+
+    def predict(image: FileData, run_id: str = "", request: gr.Request = None) -> dict:
+        """Classify an image file with one of your runs (an empty run_id means your latest run)."""
+        path, run_id, run = picture_and_run(image, run_id, request)
+        try:
+            result = inference.predict(run, path)
+        except ImageError as e:
             raise gr.Error(str(e)) from None
         return {**result.as_dict(), "run_id": run_id}
 
@@ -117,14 +126,10 @@ def register_api(services: Services) -> None:
         """Classify an image file with one of your runs and show where the model looks (an empty run_id means
         your latest run): label, confidences, method (grad-cam or saliency), ms, and heatmap: an image file,
         the picture as the model sees it with the heat over it, at the size the Try tab shows it."""
-        path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
-        if not path:
-            raise gr.Error("send an image file (gradio_client.handle_file(path))")
-        owner = owner_of(request)
-        run_id = run_id or latest_run(owner)
+        path, run_id, run = picture_and_run(image, run_id, request)
         try:
-            result = explain.explain(services.runs.load(run_id, owner), path)
-        except (ImageError, RunNotFound, explain.ExplainError) as e:
+            result = explain.explain(run, path)
+        except (ImageError, explain.ExplainError) as e:
             raise gr.Error(str(e)) from None
         return {**result.as_dict(), "run_id": run_id, "heatmap": api_image(result.overlay, "heatmap.png")}
 

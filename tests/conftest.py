@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -68,16 +69,22 @@ class LaunchedApp:
         self._log.close()
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory):
-    """One launched app shared by the app and browser tests (each test uses its own client/session)."""
-    base = tmp_path_factory.mktemp("app")
-    launched = LaunchedApp(base / "runs")
+@contextlib.contextmanager
+def running_app(runs_dir: Path, **kwargs):
+    """A LaunchedApp (kwargs as its own), ready, and closed afterwards."""
+    launched = LaunchedApp(runs_dir, **kwargs)
     try:
         launched.wait_ready()
         yield launched
     finally:
         launched.close()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    """One launched app shared by the app and browser tests (each test uses its own client/session)."""
+    with running_app(tmp_path_factory.mktemp("app") / "runs") as launched:
+        yield launched
 
 
 @pytest.fixture(scope="session")

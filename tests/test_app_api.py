@@ -25,6 +25,15 @@ def wait_for(client, job_id, states=("done", "stopped", "failed"), timeout=120):
     raise TimeoutError(status)
 
 
+def trained_student(app, **hparams):
+    """A new student (a Client of their own) who trained one job to the end: (client, final status)."""
+    client = Client(app.url, verbose=False)
+    job = client.predict(hparams, api_name="/train")
+    status = wait_for(client, job["job_id"])
+    assert status["state"] == "done" and status["run_id"], status
+    return client, status
+
+
 @pytest.fixture(scope="module")
 def client(app):
     return Client(app.url, verbose=False)

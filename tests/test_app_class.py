@@ -14,7 +14,7 @@ import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from tests.conftest import LaunchedApp
+from tests.conftest import running_app
 from tests.test_app_api import wait_for
 
 pytestmark = pytest.mark.slow
@@ -24,13 +24,8 @@ TINY = {"epochs": 1}
 
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory):
-    launched = LaunchedApp(tmp_path_factory.mktemp("class") / "runs", args=("--teacher-key", KEY),
-                           extra_env={"VISION_LAB_WARM_UP": "0"})
-    try:
-        launched.wait_ready()
+    with running_app(tmp_path_factory.mktemp("class") / "runs", args=("--teacher-key", KEY)) as launched:
         yield launched
-    finally:
-        launched.close()
 
 
 @pytest.fixture(scope="module")

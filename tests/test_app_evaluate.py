@@ -11,7 +11,7 @@ from PIL import Image
 from lab import datasets
 from lab.hparams import validate
 from lab.runs import EVALUATION, MISTAKES
-from tests.test_app_api import wait_for
+from tests.test_app_api import trained_student, wait_for
 from tests.test_app_privacy import refusal, same_answer
 
 pytestmark = pytest.mark.slow
@@ -20,11 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def trained(app):
     """A short default run of a student of its own."""
-    client = Client(app.url, verbose=False)
-    job = client.predict({"epochs": 3}, api_name="/train")
-    status = wait_for(client, job["job_id"])
-    assert status["state"] == "done" and status["run_id"], status
-    return client, status
+    return trained_student(app, epochs=3)
 
 
 def test_evaluate_gives_the_figures_and_the_mistakes_as_pictures(trained):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from tests.test_app_api import wait_for
+from tests.test_app_api import trained_student
 from tests.test_app_privacy import refusal, same_answer
 
 pytestmark = pytest.mark.slow
@@ -20,10 +20,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def alice(app):
     """A student with one 1-epoch run: (client, run id)."""
-    client = Client(app.url, verbose=False)
-    job = client.predict({"epochs": 1}, api_name="/train")
-    status = wait_for(client, job["job_id"])
-    assert status["state"] == "done", status
+    client, status = trained_student(app, epochs=1)
     return client, status["run_id"]
 
 

@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.conftest import LaunchedApp
+from tests.conftest import running_app
 from tests.test_browser import (TRAIN_TIMEOUT_MS, UI_TIMEOUT_MS, set_epochs, shot, start_training, status,
                                 sync_api, wait_loaded, wait_status)
 
@@ -22,13 +22,8 @@ KEY = "heron-42-slate"
 
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory):
-    launched = LaunchedApp(tmp_path_factory.mktemp("lesson") / "runs", args=("--teacher-key", KEY),
-                           extra_env={"VISION_LAB_WARM_UP": "0"})
-    try:
-        launched.wait_ready()
+    with running_app(tmp_path_factory.mktemp("lesson") / "runs", args=("--teacher-key", KEY)) as launched:
         yield launched
-    finally:
-        launched.close()
 
 
 def person(browser, url, path="/"):
