@@ -239,8 +239,8 @@ class Classroom:
     """
 
     def __init__(self, jobs: JobManager, runs, datasets=None, key: str | None = None, max_students: int = MAX_STUDENTS):
-        if key is not None and (not isinstance(key, str) or len(key.strip()) < 4):
-            raise ClassroomError("the teacher key must be at least 4 characters")
+        if key is not None and (not isinstance(key, str) or len(key.strip()) < 8):
+            raise ClassroomError("the teacher key must be at least 8 characters (a short word is guessed quickly)")
         self.key = key.strip() if key else secrets.token_urlsafe(12)
         self.jobs, self.runs, self.datasets = jobs, runs, datasets
         self._lock = threading.Lock()
