@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from soak import EXAMPLES, Server  # noqa: E402 - the launcher and the example pictures are shared
+from soak import EXAMPLES, Server, verdict  # noqa: E402 - the launcher, the example pictures and the ending are shared
 
 POLL_S = 1.0  # a page's timer, as the issue measured it (the page itself polls every 0.5 s, cheaply)
 
@@ -201,14 +201,7 @@ def main(argv=None) -> int:
     ok = (len(served) == args.students
           and (not args.status_p95_ms or percentile(status, 0.95) < args.status_p95_ms)
           and (not args.predict_p95_ms or percentile(predict, 0.95) < args.predict_p95_ms))
-    print("TARGET MET" if ok else "TARGET MISSED")
-    if args.keep:
-        print(f"kept {base}")
-    else:
-        import shutil
-
-        shutil.rmtree(base, ignore_errors=True)
-    return 0 if ok else 1
+    return verdict(ok, base, args.keep)
 
 
 if __name__ == "__main__":

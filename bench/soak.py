@@ -264,8 +264,13 @@ def main(argv=None) -> int:
     if soak.failures:
         print("server log tail:\n" + server_tail)
     ok = not soak.failures and soak.jobs_done == args.jobs and growth < args.target_mb
+    return verdict(ok, base, args.keep)
+
+
+def verdict(ok: bool, base: Path, keep: bool) -> int:
+    """Say whether the target was met, keep or remove the temporary folder; the exit status."""
     print("TARGET MET" if ok else "TARGET MISSED")
-    if args.keep:
+    if keep:
         print(f"kept {base}")
     else:
         import shutil
