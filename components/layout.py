@@ -53,8 +53,7 @@ BOARD_CSS = """
 
 # The teacher's Class tab (components/class_tab.py): the board's table, and the projector over the whole page.
 CLASS_CSS = """
-#student-bar { align-items: flex-end; }  /* the nickname bar: the button beside the field, not a tall block */
-#nickname-save { flex-grow: 0 !important; }
+#student-bar { flex-wrap: nowrap; align-items: center; }  /* the nickname bar: one line, on a phone too */
 #class-board table { border-collapse: collapse; width: 100%; color: var(--body-text-color); }
 #class-board th, #class-board td { border: 1px solid var(--border-color-primary); padding: 4px 8px; text-align: left; }
 #class-board th { background: var(--background-fill-secondary); }

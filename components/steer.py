@@ -36,11 +36,14 @@ class StudentBar:
 
 def create_student_bar() -> StudentBar:
     """The nickname field and the teacher's note (above the tabs)."""
-    with gr.Row(equal_height=False, elem_id="student-bar"):  # a slim bar: the button keeps its own height
-        nickname = gr.Textbox(label="Your name on the class board (optional)", max_length=24, scale=3,
-                              placeholder="a nickname your teacher will recognise", elem_id="nickname")
-        save = gr.Button("Save name", scale=1, min_width=160, elem_id="nickname-save")
-        said = gr.Markdown(elem_id="nickname-said")
+    # One slim line, even on a phone, where the Train button and the charts must stay on the first screen:
+    # the label is read out (aria-label) but not shown; the placeholder says what the field is for.
+    with gr.Row(equal_height=True, elem_id="student-bar"):
+        nickname = gr.Textbox(label="Your name on the class board (optional)", show_label=False, max_length=24,
+                              scale=3, min_width=120, lines=1, elem_id="nickname",
+                              placeholder="Your nickname (optional)")
+        save = gr.Button("Save name", scale=0, min_width=110, size="sm", elem_id="nickname-save")
+    said = gr.Markdown(elem_id="nickname-said")
     note = gr.Markdown(visible=False, elem_id="teacher-note")
     return StudentBar(nickname, save, said, note, gr.State({"version": -1, "preset": -1}), gr.State(0),
                       gr.Timer(STEER_SECONDS))
