@@ -15,7 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from lab.export import FORMATS
+from lab.model_card import FORMATS
 
 EXPORT_POOL = "export"  # the concurrency id of every export, the page's and /export's: conversions are CPU work
 EXPORT_LIMIT = 1  # exports built at once in the whole app (a second request for a built one is a file copy)

@@ -18,9 +18,9 @@ import circle of any length:
                     matrix and mistakes: numpy around one model call, on the split lab.datasets makes)
     6 comparing     compare (what a run is called, which knobs differ between runs)
     7 work          training, runs
-    8 queue         jobs; export (a run's downloads: .keras, SavedModel, TFLite, the model card; reads runs
-                    and evaluation)
-    9 class         classroom (the teacher's locks, preset, limits and board: it steers the queue)
+    8 queue         jobs; model_card (what a download holds, its card and snippet: text about a saved run)
+    9 class         classroom (the teacher's locks, preset, limits and board: it steers the queue);
+                    export (a run's downloads: .keras, SavedModel, TFLite, with the model card)
 
 models/ sits beside layer 0: the engine may import it, and it imports nothing from lab/.
 A new module gets a place in LAYERS below.
@@ -43,8 +43,8 @@ LAYERS = (
     ("hparams", "evaluation"),
     ("compare",),
     ("training", "runs"),
-    ("jobs", "export"),
-    ("classroom",),
+    ("jobs", "model_card"),
+    ("classroom", "export"),
 )
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
 

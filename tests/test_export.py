@@ -24,7 +24,8 @@ from PIL import Image
 
 from lab import inference
 from lab.dataset_base import CIFAR10_LOOK, DIGITS_LOOK, FASHION_LOOK, MNIST_LOOK
-from lab.export import FORMATS, ExportError, check_format, snippet
+from lab.export import FORMATS, ExportError, check_format
+from lab.model_card import snippet
 from lab.hparams import validate
 from lab.images import ImageLook, prepare, read_image
 from lab.runs import RunInfo, RunNotFound, write_events
