@@ -56,6 +56,21 @@ def test_two_students_on_one_link_see_only_their_own_runs(browser, app):
         bob_ctx.close()
 
 
+def reload_after_restart(page, tries: int = 3) -> None:
+    """Reload once the server is back. Gradio's page may itself be navigating when it lost the server,
+    which aborts a reload (net::ERR_ABORTED): then wait for that navigation and reload again."""
+    from playwright.sync_api import Error
+
+    for attempt in range(tries):
+        try:
+            page.reload()
+            return
+        except Error as e:
+            if "ERR_ABORTED" not in str(e) or attempt == tries - 1:
+                raise
+            page.wait_for_load_state()
+
+
 def test_a_restart_keeps_every_students_runs_on_their_page(browser, tmp_path):
     runs = tmp_path / "runs"
     first = LaunchedApp(runs)
@@ -72,7 +87,7 @@ def test_a_restart_keeps_every_students_runs_on_their_page(browser, tmp_path):
     second = LaunchedApp(runs, port=first.port)  # same address: the browser's stored id must still read
     try:
         second.wait_ready()
-        page.reload()
+        reload_after_restart(page)
         wait_loaded(page)
         sync_api.expect(page.locator("#train-status")).to_contain_text(re.compile(r"Your last run|Done"),
                                                                      timeout=TRAIN_TIMEOUT_MS)
