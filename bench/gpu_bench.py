@@ -95,7 +95,15 @@ def lab_fit(models, epochs, batch_size) -> None:
                 ends.append(time.perf_counter())
 
         real_fit = keras.Model.fit
-        keras.Model.fit = lambda self, *a, **k: real_fit(self, *a, **{**k, "callbacks": [*k.get("callbacks", []), EpochTimer()]})
+        def timed_fit(self, *a, callbacks=None, **k):
+            timer = EpochTimer()
+            if isinstance(callbacks, keras.callbacks.CallbackList):  # the lab's (lab.feed.LaggedCallbacks)
+                timer.set_model(self)
+                callbacks.callbacks.append(timer)
+                return real_fit(self, *a, callbacks=callbacks, **k)
+            return real_fit(self, *a, callbacks=[*(callbacks or []), timer], **k)
+
+        keras.Model.fit = timed_fit
         hp = validate(model=name, epochs=epochs, batch_size=batch_size)
         log = training.TrainingLog()
         t0 = time.perf_counter()
@@ -103,12 +111,12 @@ def lab_fit(models, epochs, batch_size) -> None:
             result = training.fit(hp, rt, log)
         finally:
             keras.Model.fit = real_fit
-        steps = log.progress["steps_per_epoch"]
+        steps = log.progress.steps_per_epoch
         gaps = sorted(b - a for a, b in zip(ends, ends[1:]))
         ips = steps * batch_size * rt.replicas / gaps[len(gaps) // 2]
         last = log.rows[-1]
         spe = getattr(result.model, "steps_per_execution", "?")
-        print(f"RESULT {json.dumps({'model': name, 'img_s_fit': round(ips), 'img_s_live': log.progress.get('images_per_sec'), 'steps_per_epoch': steps, 'steps_per_execution': spe, 'batch': batch_size, 'epochs': epochs, 'first_epoch_s': round(ends[0] - t0, 2), 'val_accuracy': last.get('val_accuracy'), 'diverged': result.diverged, 'policy': rt.policy})}", flush=True)
+        print(f"RESULT {json.dumps({'model': name, 'img_s_fit': round(ips), 'img_s_live': log.progress.images_per_sec, 'steps_per_epoch': steps, 'steps_per_execution': spe, 'batch': batch_size, 'epochs': epochs, 'first_epoch_s': round(ends[0] - t0, 2), 'val_accuracy': last.get('val_accuracy'), 'diverged': result.diverged, 'policy': rt.policy})}", flush=True)
 
 
 def bare_arrays(models, epochs, batch_size) -> None:

@@ -58,6 +58,13 @@ benchB)
   step predict.log 120 $PY bench/predict_latency.py --backend jax --iters 500
   step throughput_cpu.log 200 $PY bench/backend_throughput.py
   ;;
+feed)  # issue 19 and 17 on one GPU: device-resident input vs streamed vs bare, then jobs at once (~7 min)
+  O="--synthetic 20000 -- --backend jax --warmup-rounds 0 --rounds 2 --streamed"
+  step feed.log 110 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 128 --epochs 5
+  step feed.log 110 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 512 --epochs 6 --bare-input arrays --bare-no-validation
+  step feed.log 110 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
+  [ -f bench/concurrent_jobs.py ] && step concurrent.log 150 $PY bench/concurrent_jobs.py --gpu
+  ;;
 bare)
   step bare.log 300 $PY bench/gpu_bench.py bare-arrays --models mlp small_cnn --epochs 8
   ;;

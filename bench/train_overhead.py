@@ -59,6 +59,9 @@ def parse_args(argv=None):
     p.add_argument("--backend", default="tensorflow", choices=("tensorflow", "jax"), help="Keras backend (default tensorflow)")
     p.add_argument("--bare-input", default="pipeline", choices=("pipeline", "arrays"),
                    help="bare fit reads the lab's tf.data pipeline (default) or the same uint8->float arrays via Keras' own adapter")
+    p.add_argument("--streamed", action="store_true",
+                   help="also time the lab job with lab.training.RESIDENT = False: every batch streamed from the host "
+                        "through tf.data, as before device-resident input (lab/feed.py)")
     p.add_argument("--bare-no-validation", action="store_true",
                    help="bare fit skips validation (then compare the 'train' columns, not 'fit')")
     p.add_argument("--json", metavar="PATH", help="also write every fit's raw epoch timings to PATH (for offline analysis)")
@@ -126,6 +129,10 @@ def main(argv=None) -> int:
     def timed_fit(self, *a, callbacks=None, **kw):
         timer = FitTimer()
         timers.append(timer)
+        if isinstance(callbacks, keras.callbacks.CallbackList):  # the lab's (lab.feed.LaggedCallbacks)
+            timer.set_model(self)
+            callbacks.callbacks.append(timer)
+            return original_fit(self, *a, callbacks=callbacks, **kw)
         return original_fit(self, *a, callbacks=list(callbacks or []) + [timer], **kw)
 
     keras.Model.fit = timed_fit
@@ -171,6 +178,15 @@ def main(argv=None) -> int:
 
     images_per_epoch["bare"] = images_per_epoch["lab"] if args.bare_input == "pipeline" else len(train_idx)
     kinds = {"lab": (lab_run, images_per_epoch["lab"]), "bare": (bare_run, images_per_epoch["bare"])}
+    if args.streamed:
+        def lab_streamed():
+            training.RESIDENT = False
+            try:
+                lab_run()
+            finally:
+                training.RESIDENT = True
+
+        kinds["lab streamed"] = (lab_streamed, images_per_epoch["lab"])
     if args.diagnose:
         kinds["bare+noop-batch-cb"] = (lambda: bare_run([NoopBatchEnd()]), images_per_epoch["bare"])
         # the rule lab.training.steps_per_execution already uses on GPUs/TPUs, applied on the CPU too

@@ -34,6 +34,7 @@ class Progress:
     replicas: int | None = None
     fraction: float | None = None  # of a download or of the backbone features, 0..1, while preparing
     note: str = ""  # a remark for the student ("batch size lowered from 64 to 20: ...")
+    input: str = ""  # where the batches come from: "on the device" (lab.feed) or "streamed from the host"
 
     def update(self, **values: Any) -> None:
         """Set fields by name; an unknown name is a programming error (AttributeError)."""

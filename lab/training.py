@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import keras
 
-from lab import augment, datasets, features
+from lab import augment, datasets, features, feed
 from lab.backend import Runtime
 from lab.contract import Progress
 from lab.optimizers import OPTIMIZERS
@@ -39,6 +39,8 @@ FINE_TUNE_LR_FACTOR = 0.1
 # Transfer models without augmentation train their head on cached backbone features; False
 # trains through the frozen backbone every epoch instead (benchmarks and tests compare the two).
 FEATURE_CACHE = True
+# Datasets that fit on the device train from there (lab.feed); False streams every batch through tf.data.
+RESIDENT = True
 CACHE_OFF_NOTE = "backbone features are not cached: augmentation changes every image, so each epoch runs the backbone"
 
 
@@ -73,12 +75,16 @@ class MetricsCallback(keras.callbacks.Callback):
         steps_per_epoch: optimizer steps in one epoch.
         global_batch: images per step over all replicas (for images per second).
         phase: shown in log.progress while this fit runs ("training", "fine-tuning").
+        weights_of: the model whose weights are kept for divergence (default: the fitted one); a
+            trainer from lab.feed.on_device fits around the model and also holds the images.
 
     A fit that starts at initial_epoch=k continues the chart: its rows get epochs and steps after k's.
     """
 
-    def __init__(self, log: TrainingLog, steps_per_epoch: int, global_batch: int, phase: str = "training"):
+    def __init__(self, log: TrainingLog, steps_per_epoch: int, global_batch: int, phase: str = "training",
+                 weights_of: keras.Model | None = None):
         super().__init__()
+        self.weights_of = weights_of
         self.log = log
         self.phase = phase
         self.steps_per_epoch = steps_per_epoch
@@ -89,7 +95,7 @@ class MetricsCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._epoch = 0
         self._next = self.every
-        self._good_weights = self.model.get_weights()
+        self._good_weights = self._weights_model().get_weights()
         self._first_epoch = True
         self.log.progress.update(phase=self.phase, steps_per_epoch=self.steps_per_epoch)
         # a follow-up fit (fine-tuning) keeps the position the previous one reached
@@ -105,9 +111,15 @@ class MetricsCallback(keras.callbacks.Callback):
         self._mark = None if self._first_epoch else (time.perf_counter(), 0)
         self._first_epoch = False
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _weights_model(self) -> keras.Model:
+        return self.weights_of if self.weights_of is not None else self.model
+
+    def check_stop(self):
         if self.log.stop.is_set():
             self.model.stop_training = True
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.check_stop()
         # batch is the execution's last step, counted past the epoch's end by a short last execution
         step_in_epoch = self._last = min(batch + 1, self.steps_per_epoch)
         if self._mark is None:
@@ -128,7 +140,7 @@ class MetricsCallback(keras.callbacks.Callback):
             return
         row = self._record(self.steps_per_epoch, logs, val=True)
         if row is not None and not self.log.diverged:
-            self._good_weights = self.model.get_weights()
+            self._good_weights = self._weights_model().get_weights()
 
     def on_test_batch_end(self, batch, logs=None):
         if self.log.stop.is_set():  # Stop also cuts the validation pass short
@@ -136,7 +148,7 @@ class MetricsCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.log.diverged and self._good_weights is not None:
-            self.model.set_weights(self._good_weights)  # keep the last finite weights
+            self._weights_model().set_weights(self._good_weights)  # keep the last finite weights
 
     def _record(self, step_in_epoch: int, logs: dict, val: bool = False) -> dict | None:
         now = time.perf_counter()
@@ -237,7 +249,7 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
     else:
         if is_transfer and augmenting:
             log.progress.note = CACHE_OFF_NOTE
-        _fit_on_images(hp, log, data, model, split, global_batch, steps, (0, hp.epochs), "training")
+        _fit_on_images(hp, runtime, log, data, model, split, global_batch, steps, (0, hp.epochs), "training")
     if hp.fine_tune_epochs and log.rows and not (log.stop.is_set() or log.diverged):
         _fine_tune(hp, runtime, log, data, model, split, global_batch, steps)
     return FitResult(model, stopped=log.stop.is_set() and not log.diverged, diverged=log.diverged, class_names=data.class_names)
@@ -259,17 +271,30 @@ def _global_batch(hp, runtime: Runtime, n_train: int, log: TrainingLog) -> int:
     return per_device * runtime.replicas
 
 
-def _fit_on_images(hp, log, data, model, split, global_batch, steps, epochs: tuple[int, int], phase: str) -> None:
-    """model.fit over the images (augmented as hp says) from epoch epochs[0] to epochs[1]."""
+def _fit_on_images(hp, runtime, log, data, model, split, global_batch, steps, epochs: tuple[int, int],
+                   phase: str) -> None:
+    """model.fit over the images (augmented as hp says) from epoch epochs[0] to epochs[1].
+
+    Without augmentation, a dataset that fits on the device stays there (lab.feed.on_device): the
+    batches are indices, gathered and scaled inside the compiled step. Otherwise tf.data pipelines.
+    """
     train_idx, val_idx = split
     augmenter = augment.build(hp, data.look, data.num_classes)
-    train_ds = make_train_pipeline(data.x[train_idx], data.y[train_idx], global_batch, hp.seed, augmenter)
-    val_ds = make_eval_pipeline(data.x[val_idx], data.y[val_idx], global_batch)
-    callback = MetricsCallback(log, steps, global_batch, phase)
+    if RESIDENT and augmenter is None and feed.resident(data.x, runtime):
+        fitted = feed.on_device(model, data.x, runtime, *loss_and_metrics(False))
+        train_ds, val_ds = feed.index_pipelines(train_idx, data.y[train_idx], val_idx, data.y[val_idx], global_batch,
+                                                hp.seed)
+        log.progress.update(input="on the device")
+    else:
+        fitted = model
+        train_ds = make_train_pipeline(data.x[train_idx], data.y[train_idx], global_batch, hp.seed, augmenter)
+        val_ds = make_eval_pipeline(data.x[val_idx], data.y[val_idx], global_batch)
+        log.progress.update(input="streamed from the host")
+    callback = MetricsCallback(log, steps, global_batch, phase, weights_of=model)
     if not log.stop.is_set():
-        # shuffle=False: the tf.data pipeline already reshuffles every epoch
-        model.fit(train_ds, initial_epoch=epochs[0], epochs=epochs[1], validation_data=val_ds, callbacks=[callback],
-                  verbose=0, shuffle=False)
+        # shuffle=False: the pipelines already reshuffle every epoch
+        fitted.fit(train_ds, initial_epoch=epochs[0], epochs=epochs[1], validation_data=val_ds, verbose=0,
+                   callbacks=feed.LaggedCallbacks([callback], fitted, epochs[1], steps), shuffle=False)
 
 
 def _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps) -> None:
@@ -295,7 +320,8 @@ def _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, st
                                               global_batch, hp.seed)
     callback = MetricsCallback(log, steps, global_batch)
     if not log.stop.is_set():
-        head.fit(train_ds, epochs=hp.epochs, validation_data=val_ds, callbacks=[callback], verbose=0, shuffle=False)
+        head.fit(train_ds, epochs=hp.epochs, validation_data=val_ds, verbose=0, shuffle=False,
+                 callbacks=feed.LaggedCallbacks([callback], head, hp.epochs, steps))
 
 
 def _fine_tune(hp, runtime, log, data, model, split, global_batch, steps) -> None:
@@ -309,5 +335,6 @@ def _fine_tune(hp, runtime, log, data, model, split, global_batch, steps) -> Non
         loss, metrics = loss_and_metrics(augment.mixes(hp))
         model.compile(optimizer=OPTIMIZERS[hp.optimizer](hp.learning_rate * FINE_TUNE_LR_FACTOR), loss=loss,
                       weighted_metrics=metrics, steps_per_execution=model.steps_per_execution)
-    _fit_on_images(hp, log, data, model, split, global_batch, steps, (hp.epochs, hp.total_epochs), "fine-tuning")
+    _fit_on_images(hp, runtime, log, data, model, split, global_batch, steps, (hp.epochs, hp.total_epochs),
+                   "fine-tuning")
 

@@ -11,7 +11,8 @@ import circle of any length:
     1 shared types  dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
                     pipeline (pixel scaling, tf.data batches, TrainingError, the loss), captures, inference
     2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features;
-                    explain (where the model looks: a heatmap beside inference's prediction)
+                    explain (where the model looks: a heatmap beside inference's prediction);
+                    feed (images kept on the device, metrics read one call late)
     3 registry      datasets (DATASETS: the built-ins, loaded through downloads)
     4 catalogues    user_datasets (a student's own, and Catalog over both), augment
     5 settings      hparams (its choices come from the registries below it); evaluation (a run's confusion
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     ("images", "archive", "storage", "backend", "charts", "admission", "optimizers", "contract", "colab", "eta"),
     ("dataset_base", "pipeline", "captures", "inference"),
-    ("downloads", "image_folder", "features", "explain"),
+    ("downloads", "image_folder", "features", "explain", "feed"),
     ("datasets",),
     ("user_datasets", "augment"),
     ("hparams", "evaluation"),

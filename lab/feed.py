@@ -1,0 +1,153 @@
+"""Feeding the accelerator at its speed: images kept on the device, metrics read without stalling it.
+
+Two things cost a fast device most of its time on the lab's small datasets (issue 19):
+
+- **Host → device copies.** A tf.data pipeline gathers and scales every batch on the host, then
+  copies it in. When the dataset fits in the device's memory, `resident` keeps every image there
+  once (uint8, as loaded) and `on_device` wraps the model in a trainer whose input is a batch of
+  *indices*: the gather, the scaling to 0..1 and the cast run on the device, inside the compiled
+  step. Only the indices (4 bytes an image) and labels cross each step. The epochs keep the same
+  shape as lab.pipeline's: every image each epoch, the last batch topped up (index_pipelines uses
+  the same ordering), the validation batches padded with zero-weight copies, so compiled steps
+  see fixed shapes. Augmentation (tf.data maps, some CPU-only) keeps the image pipelines.
+- **Reading metrics.** Turning a step's loss into a Python float waits for that step to finish,
+  so a live chart that reads every few steps stops the host from queueing the next ones.
+  `LaggedCallbacks` hands the callbacks each step's logs one call late: by then the device has
+  finished them, and the steps queued since keep it busy. The Stop flag is still checked at once.
+
+The trainer shares its layers (and so its weights and optimizer) with the model: what is saved
+is the model alone, never the images.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from lab.images import PIXEL_MAX
+from lab.pipeline import _padded, _whole_epoch_batches
+
+RESIDENT_MB = 1024  # images kept on each device at most; larger datasets stream through tf.data
+RESIDENT_ENV = "VISION_LAB_RESIDENT_MB"  # overrides RESIDENT_MB; 0 turns device-resident input off
+
+
+def resident_limit_bytes() -> int:
+    try:
+        return int(float(os.environ.get(RESIDENT_ENV, RESIDENT_MB)) * 2**20)
+    except ValueError:
+        return RESIDENT_MB * 2**20
+
+
+def store_dtype(runtime) -> str:
+    """uint8 where the gather runs in XLA (JAX) or on a CPU; float32 for TensorFlow on a GPU or TPU,
+    whose resource-gather kernels do not take uint8 (0..255 are exact in float32)."""
+    return "uint8" if runtime.backend == "jax" or runtime.device_kind.upper() == "CPU" else "float32"
+
+
+def resident(x: np.ndarray, runtime) -> bool:
+    """Whether the images `x` are kept on the device: they fit in resident_limit_bytes() as stored."""
+    size = int(np.prod(x.shape, dtype=np.int64)) * np.dtype(store_dtype(runtime)).itemsize
+    return 0 < size <= resident_limit_bytes()
+
+
+_SCALED = np.arange(256, dtype=np.float32) / np.float32(PIXEL_MAX)  # pixel value -> model range, as lab.images does
+
+
+class DeviceImages(keras.layers.Layer):
+    """Holds a dataset's images on the device; maps a batch of indices to the model-range images.
+
+    A non-trainable weight, so it lives wherever the trainer's variables live (each replica under
+    a distribution). The output is float32 0..1, bit for bit lab.pipeline.to_model_range's.
+    """
+
+    def __init__(self, images: np.ndarray, dtype: str = "uint8", **kwargs):
+        super().__init__(dtype="float32", **kwargs)
+        self.images = self.add_weight(
+            shape=images.shape, dtype=dtype, trainable=False, autocast=False, name="images",
+            initializer=lambda shape, dtype=None: keras.ops.convert_to_tensor(images.astype(dtype), dtype=dtype),
+        )
+
+    def call(self, indices):
+        batch = keras.ops.take(self.images, keras.ops.cast(indices, "int32"), axis=0)
+        # A look-up, not a division: XLA may divide by a constant as a multiplication by its
+        # reciprocal, one rounding off the Try tab's numpy scaling; the table is numpy's own.
+        return keras.ops.take(keras.ops.convert_to_tensor(_SCALED), keras.ops.cast(batch, "int32"))
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + tuple(self.images.shape[1:])
+
+
+def on_device(model: keras.Model, x: np.ndarray, runtime, loss, metrics) -> keras.Model:
+    """A compiled trainer: indices in, `model`'s predictions out, the images `x` held on the device.
+
+    It trains `model` itself (shared layers, `model.optimizer`, the same steps per execution); call
+    it inside nothing: it enters runtime.scope() itself.
+    """
+    with runtime.scope():
+        index = keras.Input(shape=(), dtype="int32", name="image_index")
+        trainer = keras.Model(index, model(DeviceImages(x, store_dtype(runtime), name="device_images")(index)),
+                              name=f"{model.name}_on_device")
+        trainer.compile(optimizer=model.optimizer, loss=loss, weighted_metrics=metrics,
+                        steps_per_execution=model.steps_per_execution)
+    return trainer
+
+
+def index_pipelines(train_idx, y_train, val_idx, y_val, global_batch, seed) -> tuple[tf.data.Dataset, tf.data.Dataset]:
+    """(train, validation) batches of (indices, labels[, weights]) for a trainer from `on_device`.
+
+    The same epochs as lab.pipeline's image pipelines, index for image: training reshuffled each
+    epoch, every index at least once in full batches; validation every index once, the last
+    batch padded with zero-weight copies.
+    """
+    train = _whole_epoch_batches(np.asarray(train_idx, np.int32), y_train, global_batch, seed)
+    val = tf.data.Dataset.from_tensor_slices(_padded(np.asarray(val_idx, np.int32), y_val, global_batch))
+    return (train.prefetch(tf.data.AUTOTUNE),
+            val.batch(global_batch, drop_remainder=True).cache().prefetch(tf.data.AUTOTUNE))
+
+
+class LaggedCallbacks(keras.callbacks.CallbackList):
+    """A CallbackList that reads each training call's logs one call late, and validation's never.
+
+    Keras turns the logs into floats before every `on_train_batch_end` (a device → host sync). Here
+    the logs of call k are handed over at call k + 1, when the device has finished them and is busy
+    with the steps queued since; the last ones at the epoch's end, which reads the epoch's logs
+    anyway. Validation batches get no logs (the callbacks only check Stop there), so the validation
+    pass runs without a sync per batch. A callback's `check_stop()` still runs at every call.
+    """
+
+    def __init__(self, callbacks, model, epochs: int, steps: int):
+        super().__init__(callbacks, add_history=True, add_progbar=False, model=model, epochs=epochs, steps=steps,
+                         verbose=0)
+        self._held = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._held = None
+        super().on_epoch_begin(epoch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        for cb in self.callbacks:
+            if hasattr(cb, "check_stop"):
+                cb.check_stop()
+        held, self._held = self._held, (batch, logs)
+        if held is not None:
+            super().on_train_batch_end(*held)
+
+    def _release(self):
+        held, self._held = self._held, None
+        if held is not None:
+            super().on_train_batch_end(*held)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._release()
+        super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None):
+        self._release()
+        super().on_train_end(logs)
+
+    def on_test_batch_end(self, batch, logs=None):
+        for cb in self.callbacks:
+            cb.on_test_batch_end(batch, None)
