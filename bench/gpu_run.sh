@@ -5,6 +5,7 @@
 #   bash bench/gpu_run.sh recv DIR     copy one carried chunk folder into /tmp/w (same warm machine)
 #   bash bench/gpu_run.sh install      join the chunks, install into /tmp/site, check the imports
 #   bash bench/gpu_run.sh benchA|benchB  run the benchmarks, logs into $OUT
+#   bash bench/gpu_run.sh concurrent     bench/concurrent_jobs.py: several jobs at once on the GPU (issue 17)
 # Every step is bounded by `timeout` so one hang does not cost the whole call.
 set -u
 OUT=${OUT:-/tmp/out}
@@ -60,12 +61,16 @@ benchB)
   ;;
 feed)  # issue 19 and 17 on one GPU: device-resident input vs streamed vs bare, then jobs at once (~7 min)
   O="--synthetic 20000 -- --backend jax --warmup-rounds 0 --rounds 2 --streamed"
-  step feed.log 110 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 128 --epochs 5
-  step feed.log 110 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 512 --epochs 6 --bare-input arrays --bare-no-validation
-  step feed.log 110 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
-  [ -f bench/concurrent_jobs.py ] && step concurrent.log 150 $PY bench/concurrent_jobs.py --gpu
+  step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 128 --epochs 5
+  step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 512 --epochs 6 --bare-input arrays --bare-no-validation
+  step feed.log 100 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
+  step concurrent.log 120 $PY bench/concurrent_jobs.py --gpu --at-once 1 2 3
   ;;
 bare)
   step bare.log 300 $PY bench/gpu_bench.py bare-arrays --models mlp small_cnn --epochs 8
+  ;;
+concurrent)  # issue 17 alone: 1, 2, 3 small jobs at once on the one GPU (CIFAR-sized, then digits), jobs per minute
+  step concurrent.log 150 $PY bench/concurrent_jobs.py --gpu --at-once 1 2 3 1
+  step concurrent.log 150 $PY bench/concurrent_jobs.py --backend jax --at-once 1 2 3 1
   ;;
 esac

@@ -11,6 +11,7 @@ found and owns the distribution (a tf.distribute strategy or a keras.distributio
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import glob
 import importlib.util
 import os
@@ -23,6 +24,10 @@ BACKENDS = ("auto", "tensorflow", "jax")
 BACKEND_ENV = "VISION_LAB_BACKEND"  # the default for --backend (auto); tests pin it
 # Tests and CPU demos split the host into N logical devices to exercise the multi-device path.
 CPU_DEVICES_ENV = "VISION_LAB_CPU_DEVICES"
+# How the class's jobs share the devices (lab.jobs.JobManager's slots, `job_slots`):
+JOB_SLOTS_ENV = "VISION_LAB_JOB_SLOTS"  # auto (default), spread or device
+JOBS_PER_DEVICE_ENV = "VISION_LAB_JOBS_PER_DEVICE"  # jobs training at once on each device (or on the spread); 1
+JOB_MODES = ("auto", "spread", "device")
 
 
 @dataclass(frozen=True)
@@ -131,6 +136,11 @@ def configure(requested: str = "auto", facts: Facts | None = None) -> Choice:
                 f"could choose {choice.backend}; restart the Python process (Colab: Runtime > Restart)"
             )
     os.environ["KERAS_BACKEND"] = choice.backend
+    if choice.backend == "jax" and _cpu_split() > 1 and "jax" not in sys.modules:
+        # JAX splits the host the same way, through XLA's flag, read when its CPU backend starts.
+        flag = "--xla_force_host_platform_device_count"
+        if flag not in os.environ.get("XLA_FLAGS", ""):
+            os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {flag}={_cpu_split()}".strip()
     global _CHOICE
     _CHOICE = choice
     return choice
@@ -143,7 +153,11 @@ _LOCK = threading.Lock()
 
 @dataclass
 class Runtime:
-    """The devices training runs on, and how a model is spread over them."""
+    """The devices training runs on, and how a model is spread over them.
+
+    The process has one (`runtime()`: every device, a job spread over them all); `job_slots` gives
+    the JobManager's workers theirs: that one, or one pinned to each device (`device_runtimes`).
+    """
 
     backend: str
     device_kind: str
@@ -153,18 +167,66 @@ class Runtime:
     notes: list[str] = field(default_factory=list)
     policy: str = "float32"  # the Keras dtype policy models are built under
     hints: list[str] = field(default_factory=list)  # what to change when an accelerator was expected
+    distribution: object = None  # JAX: the keras.distribution jobs train under (None: JAX's default device)
+    device: object = None  # pinned to one device: a jax.Device, or a TensorFlow device name ("/device:GPU:1")
+    device_index: int | None = None  # which of the machine's devices (0-based) when pinned to one
+    device_count_of_machine: int = 1  # with device_index: how many devices the machine has
+    job_mode: str = "spread"  # how the class's jobs share the devices: "spread" (one job over all) or "device"
+    jobs_per_device: int = 1  # jobs training at once on each device ("device") or on the whole spread
 
     @property
     def replicas(self) -> int:
         return self.device_count if self.device_count > 1 else 1
 
+    @property
+    def jobs_at_once(self) -> int:
+        """How many jobs train at once under this plan (the JobManager's slots)."""
+        return self.jobs_per_device * (self.device_count if self.job_mode == "device" else 1)
+
     def scope(self):
-        """Context in which models and optimizers are created (a strategy scope on TF)."""
-        return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
+        """Context in which models and optimizers are created (a strategy scope on TF; on one device
+        of several, that device; on JAX, the distribution)."""
+        if self.strategy is not None:
+            return self.strategy.scope()
+        return self._placement()
+
+    def _placement(self):
+        if self.backend == "jax" and self.distribution is not None:
+            return self.distribution.scope()  # keras.distribution: thread-local, restored on exit
+        if self.backend == "tensorflow" and self.device is not None:
+            import tensorflow as tf
+
+            return tf.device(self.device)  # thread-local too
+        return contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def job_scope(self):
+        """Around a whole job, in the thread that trains it: Keras' dtype policy and distribution
+        and TensorFlow's device scope belong to the thread that set them (Keras keeps its global
+        state per thread), so a worker thread gets them here, not from whichever thread called
+        `runtime()` first. Variables, the train step and the evaluation then run on this runtime's
+        device(s)."""
+        import keras
+
+        before = keras.mixed_precision.global_policy()
+        keras.mixed_precision.set_global_policy(self.policy)
+        try:
+            with self._placement():
+                yield self
+        finally:
+            keras.mixed_precision.set_global_policy(before)
 
     def summary(self) -> str:
-        devices = f"{self.device_count} × {self.device_kind}"
-        spread = f", data-parallel over {self.replicas} replicas" if self.replicas > 1 else ""
+        if self.device_index is not None:
+            devices = f"{self.device_kind} (device {self.device_index + 1} of {self.device_count_of_machine})"
+        else:
+            devices = f"{self.device_count} × {self.device_kind}"
+        if self.job_mode == "device" and self.device_index is None:
+            spread = f", one job per device ({self.jobs_at_once} at once)"
+        else:
+            spread = f", data-parallel over {self.replicas} replicas" if self.replicas > 1 else ""
+            if self.jobs_per_device > 1 and self.device_index is None:
+                spread += f", {self.jobs_at_once} jobs at once"
         precision = f" · {self.policy}" if self.policy != "float32" else ""
         return f"{devices} · Keras {self.backend} backend{spread}{precision}"
 
@@ -173,11 +235,13 @@ class Runtime:
             "backend": self.backend,
             "device_kind": self.device_kind,
             "device_count": self.device_count,
-            "replicas": self.replicas,
+            "replicas": 1 if self.job_mode == "device" else self.replicas,  # what one job is spread over
             "reason": self.reason,
             "policy": self.policy,
             "notes": list(self.notes),
             "hints": list(self.hints),
+            "job_mode": self.job_mode,
+            "jobs_at_once": self.jobs_at_once,
         }
 
 
@@ -198,8 +262,96 @@ def runtime() -> Runtime:
             keras.mixed_precision.set_global_policy(rt.policy)
             rt.notes.append(why)
             rt.hints = hints(facts, rt, os.environ)
+            rt.job_mode, rt.jobs_per_device, why = job_plan(rt, os.environ)
+            if rt.job_mode == "device":  # jobs are not spread: the panel should not say they are
+                rt.notes = [n for n in rt.notes if not n.startswith("keras.distribution.DataParallel")]
+            rt.notes.append(why)
             _RUNTIME = rt
         return _RUNTIME
+
+
+GPU_JOBS_PER_DEVICE = 2  # jobs training at once on each GPU unless VISION_LAB_JOBS_PER_DEVICE says otherwise
+
+
+def job_plan(rt: "Runtime", environ=os.environ) -> tuple[str, int, str]:
+    """How the class's jobs share the devices: (mode, jobs per device, why).
+
+    "device": one student's job per device, all at once (a TPU's cores, a box of GPUs): a class's
+    jobs are small, and spread over several devices one of them mostly waits on the devices
+    talking to each other. "spread": one job at a time over every device (today's data parallel;
+    the only choice on one device). `auto` picks "device" for several accelerators, "spread" on
+    CPUs (simulated devices share the same cores). VISION_LAB_JOBS_PER_DEVICE jobs train at once on
+    each device (or on the spread): on one GPU several small jobs may together keep it busier than
+    one (bench/concurrent_jobs.py measures it).
+    """
+    mode = (environ.get(JOB_SLOTS_ENV) or "auto").strip().lower()
+    if mode not in JOB_MODES:
+        raise ValueError(f"{JOB_SLOTS_ENV} must be one of {', '.join(JOB_MODES)}, not {mode!r}")
+    several = rt.device_count > 1
+    accelerators = rt.device_kind.lower() not in ("cpu", "")
+    # A GPU runs two of a class's small jobs at once faster than one after the other: 1.25x the jobs
+    # per minute on an H200, 1.26x with three (bench/concurrent_jobs.py, bench/README.md). Two keep
+    # most of the gain with less memory. A TPU core and a CPU: one (2 CPU cores gain nothing).
+    default = GPU_JOBS_PER_DEVICE if accelerators and "tpu" not in rt.device_kind.lower() else 1
+    raw = (environ.get(JOBS_PER_DEVICE_ENV) or str(default)).strip()
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{JOBS_PER_DEVICE_ENV} must be a whole number of jobs, 1 or more, not {raw!r}")
+    per_device = int(raw)
+    pinnable = not (rt.backend == "tensorflow" and rt.device_kind == "TPU")  # a TPUStrategy is all or nothing
+    if mode == "auto":
+        mode = "device" if several and accelerators and pinnable else "spread"
+        asked = ""
+    else:
+        asked = f" ({JOB_SLOTS_ENV}={mode})"
+        if mode == "device" and not (several and pinnable):
+            mode = "spread"
+            asked = f" ({JOB_SLOTS_ENV}=device, but " + ("there is one device)" if not several else
+                                                         "TensorFlow's TPUStrategy cannot pin a job to one core)")
+    if mode == "device":
+        why = f"one job per device: {rt.device_count * per_device} students' jobs train at once{asked}"
+    elif several:
+        why = f"each job is spread over all {rt.device_count} devices, {per_device} at a time{asked}"
+    else:
+        why = f"{per_device} job{'s' if per_device > 1 else ''} at a time on the {rt.device_kind}{asked}"
+    if per_device > 1:
+        why += f" ({JOBS_PER_DEVICE_ENV}={per_device})"
+    return mode, per_device, why
+
+
+def device_runtimes(rt: "Runtime | None" = None) -> list["Runtime"]:
+    """One Runtime per device, each pinned to its device (device_count 1: no data parallelism), for
+    one job per device. JAX: a keras.distribution DataParallel over that one device (variables,
+    data and the compiled step all live there); TensorFlow: the device's scope (tf.device). Either
+    applies in the thread that trains (Runtime.job_scope). One device, or a TPUStrategy: [rt]."""
+    rt = rt or runtime()
+    if rt.device_count <= 1 or (rt.backend == "tensorflow" and rt.device_kind == "TPU"):
+        return [rt]
+    if rt.backend == "jax":
+        import jax
+        import keras
+
+        devices = jax.devices()
+        pinned = [(d, keras.distribution.DataParallel(devices=[d])) for d in devices]
+    else:
+        import tensorflow as tf
+
+        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        pinned = [(d.name, None) for d in logical]
+    n = len(pinned)
+    return [dataclasses.replace(rt, device_count=1, strategy=None, distribution=distribution, device=device,
+                                device_index=i, device_count_of_machine=n, notes=list(rt.notes),
+                                hints=list(rt.hints))
+            for i, (device, distribution) in enumerate(pinned)]
+
+
+def job_slots(rt: "Runtime | None" = None) -> list["Runtime"]:
+    """The runtimes the JobManager's workers train on, one per job that may train at once
+    (`job_plan`): the spread runtime, or one per device; each repeated for its jobs per device.
+    Slots on the same device share one Runtime object; the devices come first, so k jobs on an
+    idle machine land on k different devices."""
+    rt = rt or runtime()
+    base = device_runtimes(rt) if rt.job_mode == "device" else [rt]
+    return [r for _ in range(rt.jobs_per_device) for r in base]
 
 
 PRECISION_ENV = "VISION_LAB_PRECISION"  # float32, mixed_float16 or mixed_bfloat16: overrides the choice
@@ -323,11 +475,14 @@ def _init_jax(reason: str) -> Runtime:
     devices = jax.devices()
     kind = devices[0].device_kind if devices else "CPU"
     notes = []
+    distribution = None
     if len(devices) > 1:
-        # One global layout: every batch is split across all local devices.
-        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        # One layout: every batch is split across all local devices. Keras keeps it per thread: set
+        # here for this thread (scripts), and by Runtime.job_scope in the JobManager's workers.
+        distribution = keras.distribution.DataParallel(devices=devices)
+        keras.distribution.set_distribution(distribution)
         notes.append(f"keras.distribution.DataParallel over {len(devices)} devices")
-    return Runtime("jax", kind, len(devices), None, reason, notes)
+    return Runtime("jax", kind, len(devices), None, reason, notes, distribution=distribution)
 
 
 FRAMEWORK_THREADS = ("tf_", "llvm-worker", "XLA", "xla")  # names of TensorFlow's, XLA's and LLVM's pool threads
@@ -375,21 +530,85 @@ def job_memory():
     TensorFlow's process-wide gradient registry and never removes it (tensorflow#97697, #27492).
     Its closure holds the step's tensors, hence the whole train graph: about 4.5 MB a job that
     neither the model's deletion nor `keras.backend.clear_session()` frees. Only the names this job
-    added are dropped (the worker is the one thread that traces train steps; a finished job's
-    graphs are never differentiated again), then the cycles they leave are collected at once.
-    Compiled programs and kernel caches are left alone, so later jobs start as fast as before.
+    registered are dropped (a finished job's graphs are never differentiated again), then the
+    cycles they leave are collected at once. Compiled programs and kernel caches are left alone,
+    so later jobs start as fast as before.
+
+    Several jobs may run at once (lab.jobs slots), each in its own thread, and another job may be
+    tracing its step, between registering its gradient function and using it, just as this one
+    ends: so the registry notes which thread registered each name, and a job drops only its own
+    thread's (`_track_registrations`). Names registered meanwhile by other threads (a
+    MirroredStrategy traces each replica's step in a thread of its own) are dropped once no job is
+    running; so is everything added since the first running job began where the registry cannot
+    be made to note threads (TensorFlow changed).
     """
-    before = set(_gradient_registry() or ())
+    tracked = _track_registrations()
+    mine: list[str] = []
+    with _JOBS_LOCK:
+        global _JOBS_RUNNING, _JOBS_BEFORE
+        if _JOBS_RUNNING == 0:
+            _JOBS_BEFORE = set(_gradient_registry() or ())
+        _JOBS_RUNNING += 1
+    outer = getattr(_REGISTERED, "names", None)
+    _REGISTERED.names = mine
     try:
         yield
     finally:
+        _REGISTERED.names = outer
+        if outer is not None:
+            outer.extend(mine)  # a job inside a job (tests): the outer one drops them too
         registry = _gradient_registry()
-        if registry is not None:
-            for name in [n for n in list(registry) if n not in before and n.startswith("CustomGradient-")]:
-                registry.pop(name, None)
+        with _JOBS_LOCK:
+            _JOBS_RUNNING -= 1
+            if registry is not None:
+                drop = list(mine) if tracked else []
+                if _JOBS_RUNNING == 0:
+                    drop += _ORPHANS if tracked else [n for n in list(registry) if n not in _JOBS_BEFORE]
+                    _ORPHANS.clear()
+                for name in drop:
+                    if name.startswith("CustomGradient-"):
+                        registry.pop(name, None)
         import gc
 
         gc.collect()
+
+
+_JOBS_LOCK = threading.Lock()
+_JOBS_RUNNING = 0  # jobs inside job_memory now
+_JOBS_BEFORE: set = set()  # the registry's names when the first of the running jobs began (the fallback)
+_REGISTERED = threading.local()  # .names: the gradient names this thread registered during its job
+_ORPHANS: list[str] = []  # names other threads registered while jobs ran: dropped once none runs
+
+
+def _track_registrations() -> bool:
+    """Make TensorFlow's gradient registry note, per thread, the names registered while a job runs
+    (into `_REGISTERED.names`); True once installed. Done by giving the registry object a subclass
+    of its own class whose `register` also notes the name: the same object, entries and slots."""
+    ops = sys.modules.get("tensorflow.python.framework.ops")
+    registry = getattr(ops, "_gradient_registry", None)
+    if registry is None or _gradient_registry() is None:
+        return False
+    if getattr(type(registry), "_vision_lab_tracked", False):
+        return True
+    with _JOBS_LOCK:
+        if getattr(type(registry), "_vision_lab_tracked", False):
+            return True
+        base = type(registry)
+
+        def register(self, candidate, name=None):
+            base.register(self, candidate, name)
+            names = getattr(_REGISTERED, "names", None)
+            if names is not None:
+                names.append(name or candidate.__name__)
+            elif _JOBS_RUNNING:  # a thread a job started (a replica's), or one serving the page meanwhile
+                _ORPHANS.append(name or candidate.__name__)
+
+        try:
+            tracked = type(base.__name__, (base,), {"__slots__": (), "register": register, "_vision_lab_tracked": True})
+            registry.__class__ = tracked
+        except TypeError:  # a layout that cannot take a subclass: the fallback
+            return False
+    return True
 
 
 def _gradient_registry() -> dict | None:

@@ -6,11 +6,17 @@ kept per (model, dataset), per model family (the model alone) and for the machin
 most specific one known winning; every finished job refines them (a moving average), and so does
 the start-up warm-up. Before anything was measured, modest priors make the first estimates.
 
+With several jobs training at once (lab.jobs slots), a queued job starts when the first slot comes
+free after the jobs ahead of it have each taken the first free slot in turn (`start_in`): about the
+jobs ahead divided by the slots. Speeds measured while jobs share a device are those of shared jobs,
+so the estimate stays honest when several train on one GPU.
+
 Part of the engine: no gradio, no keras, no other lab module (it reads HParams fields by name).
 """
 
 from __future__ import annotations
 
+import heapq
 import threading
 
 # Before anything was measured: the default job (mlp, digits) on 2 shared CPU cores, where a class
@@ -90,3 +96,17 @@ class Estimator:
         with self._lock:  # the set-up's share after the epochs (evaluating, saving): a third, roughly
             tail = self._setup.get((hp.model, hp.dataset), self._setup.get((), PRIOR_SETUP_S)) / 3
         return max(0.5, left + tail)
+
+
+def start_in(running_left: list[float], ahead: list[float], slots: int = 1) -> float:
+    """Seconds until a queued job starts, with `slots` jobs training at once: the running jobs end
+    after `running_left` seconds (the other slots are free now), and each job `ahead` of it, in
+    queue order, takes the first slot to come free for its `ahead` seconds. One slot: the running
+    job's rest plus every job ahead."""
+    slots = max(1, slots)
+    free = sorted(max(0.0, s) for s in running_left)[:slots]
+    free += [0.0] * (slots - len(free))
+    heapq.heapify(free)
+    for seconds in ahead:
+        heapq.heapreplace(free, free[0] + max(0.0, seconds))
+    return free[0]

@@ -12,8 +12,9 @@ Two things cost a fast device most of its time on the lab's small datasets (issu
   see fixed shapes. Augmentation (tf.data maps, some CPU-only) keeps the image pipelines.
 - **Reading metrics.** Turning a step's loss into a Python float waits for that step to finish,
   so a live chart that reads every few steps stops the host from queueing the next ones.
-  `LaggedCallbacks` hands the callbacks each step's logs one call late: by then the device has
-  finished them, and the steps queued since keep it busy. The Stop flag is still checked at once.
+  `LateReadCallbacks` hands the callbacks each step's logs unread, and the chart's callback reads
+  a point's values only when the next point is due: by then the device has long finished them,
+  and the steps queued since keep it busy. The Stop flag is still checked at every call.
 
 The trainer shares its layers (and so its weights and optimizer) with the model: what is saved
 is the model alone, never the images.
@@ -108,45 +109,23 @@ def index_pipelines(train_idx, y_train, val_idx, y_val, global_batch, seed) -> t
             val.batch(global_batch, drop_remainder=True).cache().prefetch(tf.data.AUTOTUNE))
 
 
-class LaggedCallbacks(keras.callbacks.CallbackList):
-    """A CallbackList that reads each training call's logs one call late, and validation's never.
+class LateReadCallbacks(keras.callbacks.CallbackList):
+    """A CallbackList that never reads a step's logs for its callbacks: they get them as they are.
 
-    Keras turns the logs into floats before every `on_train_batch_end` (a device → host sync). Here
-    the logs of call k are handed over at call k + 1, when the device has finished them and is busy
-    with the steps queued since; the last ones at the epoch's end, which reads the epoch's logs
-    anyway. Validation batches get no logs (the callbacks only check Stop there), so the validation
-    pass runs without a sync per batch. A callback's `check_stop()` still runs at every call.
+    Keras turns the logs into floats before every `on_train_batch_end` (a device → host sync that
+    waits for the step). Here the callbacks get the step's own values, still on the device, and
+    read the ones they need when they need them: lab.training.MetricsCallback reads a chart
+    point's logs when the next point is due (that step long finished) or at the epoch's end.
+    Validation batches get no logs at all (the callbacks only check Stop there).
     """
 
     def __init__(self, callbacks, model, epochs: int, steps: int):
         super().__init__(callbacks, add_history=True, add_progbar=False, model=model, epochs=epochs, steps=steps,
                          verbose=0)
-        self._held = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._held = None
-        super().on_epoch_begin(epoch, logs)
 
     def on_train_batch_end(self, batch, logs=None):
         for cb in self.callbacks:
-            if hasattr(cb, "check_stop"):
-                cb.check_stop()
-        held, self._held = self._held, (batch, logs)
-        if held is not None:
-            super().on_train_batch_end(*held)
-
-    def _release(self):
-        held, self._held = self._held, None
-        if held is not None:
-            super().on_train_batch_end(*held)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._release()
-        super().on_epoch_end(epoch, logs)
-
-    def on_train_end(self, logs=None):
-        self._release()
-        super().on_train_end(logs)
+            cb.on_train_batch_end(batch, logs)
 
     def on_test_batch_end(self, batch, logs=None):
         for cb in self.callbacks:

@@ -1,6 +1,9 @@
 """JobManager: the single owner of the accelerator.
 
-One worker thread trains one job at a time. Jobs queue round robin between students (each job gets
+One worker thread per slot trains one job at a time: one slot by default; on a machine of several
+accelerators one per device (lab.backend.job_slots: each student's job on a device of its own, all
+at once), and VISION_LAB_JOBS_PER_DEVICE slots per device where several small jobs keep a device
+busier than one. Jobs queue round robin between students (each job gets
 a turn: a student's next job waits for everyone else's current one, and a student new to the queue
 joins the round under way, behind those already in it), with at most `per_student` queued or
 running jobs per student and at most `max_queue` waiting for the whole class, so nobody can hog the
@@ -9,10 +12,17 @@ this machine was measured at, the running job's remaining part included). Watche
 thread's time. The teacher (lab.classroom) may pause the queue, limit a job's time, stop any job,
 and add `rules` every submitted job must pass (the class's locks). Every request a student makes
 passes its `owner`: another student's job gets exactly the answer a missing one gets.
+
+With several slots, what is process-wide is shared with care: each worker enters its runtime's
+`job_scope` (Keras keeps its dtype policy and distribution per thread), lab.backend.job_memory drops
+only its own thread's gradient functions, and the part of a job that draws from the global random
+seeds (set_random_seed, building the model and the input pipelines) runs one job at a time
+(`_seeded`), so a seed gives the same starting weights and shuffle as when the job trains alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import secrets
@@ -22,7 +32,7 @@ import traceback
 from dataclasses import dataclass, field
 
 from lab import backend, downloads, evaluation
-from lab.eta import Estimator
+from lab.eta import Estimator, start_in
 from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
 from lab.hparams import HParams
@@ -33,6 +43,13 @@ log = logging.getLogger(__name__)
 MAX_QUEUE = 100  # jobs waiting at once for the whole class (a lecture hall); the teacher can raise it
 PER_STUDENT = 1  # queued or running jobs per student (the page shows one job; a script may be allowed more)
 TRAINER_NICE = 10  # the trainer thread's lower priority: the web server answers while the cores train
+# Jobs are trained past their seeded start (set_random_seed, model, pipelines) once the training
+# callback has begun (lab.training.MetricsCallback.on_train_begin sets these); `_seeded` waits for it.
+TRAINING_PHASES = ("training", "fine-tuning")
+SEEDED_MAX_S = 60.0  # never hold the other slots longer than this for one job's seeded start
+# One seeded start at a time in the whole process: Python's, NumPy's and TensorFlow's global seeds are
+# process-wide, and Keras draws its initialisers' seeds from Python's (keras.random.make_default_seed).
+_SEEDED = threading.Lock()
 
 
 class JobError(ValueError):
@@ -55,6 +72,7 @@ class Job:
     turn: int = 0  # its round in the round robin: the queue runs by (turn, seq)
     seq: int = 0  # the order it was submitted in
     live_measured: bool = False  # its speed has refined the ETA while it runs (_measure_live)
+    slot: int | None = None  # the worker (slot) that trains it, once running
 
 
 class JobManager:
@@ -71,10 +89,15 @@ class JobManager:
         per_student: queued or running jobs one student may have at once.
         keep_finished: ended jobs remembered (their views); the oldest are forgotten beyond it.
         nice: how much lower the trainer thread's priority is than the web server's (Linux; 0 = same).
+        slots: how many jobs train at once, and on what. None or 1: one worker on `runtime()`; an
+            int k: k workers sharing `runtime()` (k jobs at once on the same devices); a list: one
+            worker per entry, each a lab.backend.Runtime or a zero-argument callable returning one
+            (lab.backend.job_slots(): one per device, times the jobs per device). Entries that are
+            the same object share a device: an idle machine puts jobs on its least busy device first.
     """
 
     def __init__(self, runs, runtime, train=None, keep_finished: int = 500, catalog=None, max_queue: int = MAX_QUEUE,
-                 per_student: int = PER_STUDENT, nice: int = TRAINER_NICE):
+                 per_student: int = PER_STUDENT, nice: int = TRAINER_NICE, slots=None):
         from lab.user_datasets import Catalog
 
         self.runs = runs
@@ -86,7 +109,10 @@ class JobManager:
         self._seq = 0
         self._turn = 0  # the turn of the job that started last
         self._last_turn: dict[str, int] = {}  # owner -> the turn of their newest job (only while >= _turn)
-        self._running: Job | None = None
+        self._slots = _plan_slots(runtime, slots)  # [(device key, zero-argument callable -> runtime)]
+        self._running: dict[int, Job] = {}  # slot -> the job it trains
+        self._busy: dict[int, int] = {}  # device key -> jobs training there
+        self._idle: dict[int, int] = {}  # slot -> its device key, while the slot's worker waits for work
         self.estimator = Estimator()  # how long jobs take here (the queue's ETA)
         self.per_student = per_student
         self._nice = nice
@@ -96,10 +122,19 @@ class JobManager:
         self.paused = False  # the teacher paused the queue: queued jobs wait, a running one goes on
         self.job_seconds: float | None = None  # the teacher's time limit per job (None: no limit)
         self.rules = None  # (owner, hparams) -> None, raising JobError: lab.classroom's locks
-        self._warm: HParams | None = None  # a warm-up the worker runs when idle (warm_up)
+        self._warm: dict[int, HParams] = {}  # device key -> a warm-up an idle worker there runs (warm_up)
+        self._warming = 0  # warm-ups under way
         self.warmth = ""  # what the warm-up did, for the accelerator panel ("" = none asked for)
-        self._worker = threading.Thread(target=self._work, name="vision-lab-trainer", daemon=True)
-        self._worker.start()
+        self._workers = [threading.Thread(target=self._work, args=(slot,), daemon=True,
+                                          name="vision-lab-trainer" + (f"-{slot}" if len(self._slots) > 1 else ""))
+                         for slot in range(len(self._slots))]
+        for worker in self._workers:
+            worker.start()
+
+    @property
+    def slots(self) -> int:
+        """How many jobs train at once."""
+        return len(self._slots)
 
     # -- requests ---------------------------------------------------------
     def submit(self, owner: str, hparams: HParams) -> Job:
@@ -212,24 +247,26 @@ class JobManager:
             return list(self._queue)
 
     def eta(self, job_id: str) -> float | None:
-        """Seconds until a queued job starts (the running job's rest, then every job ahead), or until
-        a running one ends; None once it has ended or while the queue is paused. An estimate (lab.eta),
-        refined as jobs run."""
+        """Seconds until a queued job starts (the running jobs' rest, then every job ahead, on the
+        first slot to come free: lab.eta.start_in), or until a running one ends; None once it has
+        ended or while the queue is paused. An estimate (lab.eta), refined as jobs run."""
         with self._cv:
             job = self._jobs.get(job_id)
             if job is None or job.state not in ACTIVE or (self.paused and job.state == "queued"):
                 return None  # ended, or held by the teacher's pause: no honest estimate
-            running = self._running
+            running = [j for j in self._running.values() if j.state == "running"]
             ahead = [self._jobs[k].hparams for k in self._queue[: self._queue.index(job_id)]] \
                 if job.state == "queued" else []
-        seconds = 0.0
-        if running is not None and running.state == "running":
-            self._measure_live(running)
-            seconds += self.estimator.remaining(running.hparams, running.log.progress,
-                                                time.time() - (running.started or time.time()))
         if job.state == "running":
-            return round(seconds, 1)
-        return round(seconds + sum(self.estimator.job_seconds(hp) for hp in ahead), 1)
+            running = [job]
+        left = []
+        for other in running:
+            self._measure_live(other)
+            left.append(self.estimator.remaining(other.hparams, other.log.progress,
+                                                 time.time() - (other.started or time.time())))
+        if job.state == "running":
+            return round(left[0], 1)
+        return round(start_in(left, [self.estimator.job_seconds(hp) for hp in ahead], len(self._slots)), 1)
 
     def view(self, job_id: str, owner: str | None = None) -> JobView:
         """A typed copy of the job (lab.contract.JobView) that the caller may keep and render."""
@@ -252,30 +289,35 @@ class JobManager:
                 self._cv.wait(left)
         return self.get(job_id)
 
-    # -- the worker -------------------------------------------------------
-    def _work(self) -> None:
+    # -- the workers (one per slot) --------------------------------------
+    def _work(self, slot: int) -> None:
+        key, runtime = self._slots[slot]
         backend.lower_priority(self._nice)  # before the job's framework threads exist: they inherit it
         while True:
             with self._cv:
-                while (not self._queue or self.paused) and self._warm is None:
+                self._idle[slot] = key
+                while not self._takes_job(key) and key not in self._warm:
                     self._cv.wait()
-                if not self._queue or self.paused:  # idle: compile what the next jobs will need
-                    warm, self._warm = self._warm, None
+                del self._idle[slot]
+                if not self._takes_job(key):  # idle: compile what the next jobs will need
+                    warm = self._warm.pop(key)
+                    self._warming += 1
                     job = None
                 else:  # taken off the queue and marked running at once: stop() never sees it in between
                     job = self._jobs[self._queue.pop(0)]
-                    job.state, job.started, job.message = "running", time.time(), "starting"
-                    self._running, self._turn = job, job.turn
+                    job.state, job.started, job.message, job.slot = "running", time.time(), "starting", slot
+                    self._running[slot], self._turn = job, job.turn
+                    self._busy[key] = self._busy.get(key, 0) + 1
                     self._last_turn = {k: t for k, t in self._last_turn.items() if t >= self._turn}  # bounded
                     self._cv.notify_all()
             if job is None:
-                self._warm_up(warm)
+                self._warm_up(warm, runtime)
                 continue
             limit = self._time_limit(job)
             backend.lower_priority(self._nice)  # pools the framework started since the last job too
             try:
                 with backend.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
-                    self._run(job)
+                    self._run(job, runtime)
             except Exception as e:  # a failed job must never take the worker down
                 log.error("job %s failed:\n%s", job.job_id, traceback.format_exc())
                 job.state, job.message = "failed", _plain(e)
@@ -284,23 +326,67 @@ class JobManager:
                     limit.cancel()
             with self._cv:
                 job.finished = time.time()
-                self._running = None
+                del self._running[slot]
+                self._busy[key] -= 1
                 self._cv.notify_all()
             self._measured(job)
 
+    def _takes_job(self, key: int) -> bool:
+        """Whether an idle worker on device `key` should take the next queued job now (under the
+        lock): one is waiting, the queue is not paused, and no idle worker has a less busy device."""
+        if not self._queue or self.paused:
+            return False
+        mine = self._busy.get(key, 0)
+        return all(mine <= self._busy.get(other, 0) for other in self._idle.values())
+
+    def _job_waiting(self) -> bool:
+        """A queued job that no idle worker is about to take (under the lock): a warm-up gives way."""
+        return bool(self._queue) and not self.paused and len(self._queue) > len(self._idle)
+
+    @contextlib.contextmanager
+    def _seeded(self, job_log: TrainingLog):
+        """Around a call of the training function, with several slots: from its start until it trains
+        (its callback has begun: TRAINING_PHASES, or an epoch is known), no other job is in the same
+        stretch. That stretch sets the global random seeds and draws from them (starting weights,
+        shuffling, augmentation's seeds), so two jobs starting together neither change each other's
+        draws nor make a seed give other weights than when it trains alone. Compiling and training
+        run at once. With one slot there is nobody to wait for."""
+        if len(self._slots) < 2:
+            yield
+            return
+        _SEEDED.acquire()
+        done = threading.Event()
+        progress = job_log.progress
+
+        def release_once_training():
+            deadline = time.monotonic() + SEEDED_MAX_S
+            try:
+                while not done.wait(0.005):
+                    if progress.phase in TRAINING_PHASES or progress.epoch is not None or time.monotonic() > deadline:
+                        break
+            finally:
+                _SEEDED.release()
+
+        threading.Thread(target=release_once_training, name="vision-lab-seeded", daemon=True).start()
+        try:
+            yield
+        finally:
+            done.set()
+
     # -- warming up -------------------------------------------------------
     def warm_up(self, hparams: HParams) -> None:
-        """Compile `hparams`' programs when the worker is idle (issue 18): at start-up the default
-        job's, later the teacher's preset. A student's job that arrives meanwhile is never held
-        longer than the compilation already under way, which it would have paid itself: the warm-up
-        stops at its next step and the job reuses what was compiled (JAX keeps compiled programs
-        by their shape, in memory and in the compilation cache beside the runs)."""
+        """Compile `hparams`' programs when the workers are idle (issue 18): at start-up the default
+        job's, later the teacher's preset; once on each device (compiled programs are kept per device).
+        A student's job that arrives meanwhile is never held longer than the compilation already under
+        way, which it would have paid itself: the warm-up stops at its next step and the job reuses
+        what was compiled (JAX keeps compiled programs by their shape, in memory and in the
+        compilation cache beside the runs)."""
         with self._cv:
-            self._warm = hparams
+            self._warm = {key: hparams for key, _ in self._slots}
             self.warmth = f"warming up: compiling {hparams.model} on {hparams.dataset}"
             self._cv.notify_all()
 
-    def _warm_up(self, hp: HParams) -> None:
+    def _warm_up(self, hp: HParams, runtime) -> None:
         """One epoch of `hp` on its dataset, thrown away; stops as soon as a job is waiting."""
         from lab import training
 
@@ -308,31 +394,36 @@ class JobManager:
         warm_log = TrainingLog()
         waiting = threading.Event()
 
-        def watch():  # the warm-up gives way to the first queued job
+        def watch():  # the warm-up gives way to the first queued job no idle worker takes
             with self._cv:
-                while not (self._queue and not self.paused) and not waiting.is_set():
+                while not self._job_waiting() and not waiting.is_set():
                     self._cv.wait(0.5)
             warm_log.stop.set()
 
         watcher = threading.Thread(target=watch, name="vision-lab-warm-up-watch", daemon=True)
         watcher.start()
+        what = ""
         try:
             with backend.job_memory():
                 data = self.catalog.load(hp.dataset, None)
                 one_epoch = dataclasses.replace(hp, epochs=1, fine_tune_epochs=0)
-                (self._train or training.fit)(one_epoch, self._runtime(), warm_log, data=data)
+                rt = runtime()
+                with _job_scope(rt), self._seeded(warm_log):
+                    (self._train or training.fit)(one_epoch, rt, warm_log, data=data)
             p = warm_log.progress  # the machine's speed for the default job: the first ETAs' measure
             if p.images_per_sec and p.steps_per_epoch:
                 self.estimator.record(hp, p.images_per_sec, p.steps_per_epoch * hp.batch_size * (p.replicas or 1))
             what = "stopped early: a job came in" if warm_log.stop.is_set() and not waiting.is_set() else \
                 f"compiled in {time.perf_counter() - started:.1f} s"
-            self.warmth = f"warm: {hp.model} on {hp.dataset} {what}"
         except Exception as e:  # noqa: BLE001 - a failed warm-up costs only the speed it would have bought
             log.warning("warm-up failed:\n%s", traceback.format_exc())
             self.warmth = f"not warmed up ({_plain(e)}); the first job compiles its own programs"
         finally:
             waiting.set()
             with self._cv:
+                self._warming -= 1
+                if what and not self._warming and not self._warm:  # the last device's warm-up says it
+                    self.warmth = f"warm: {hp.model} on {hp.dataset} {what}"
                 self._cv.notify_all()
 
     def _measure_live(self, job: Job) -> None:
@@ -370,13 +461,18 @@ class JobManager:
         timer.start()
         return timer
 
-    def _run(self, job: Job) -> None:
+    def _run(self, job: Job, runtime) -> None:
+        progress = job.log.progress
+        progress.phase = "starting the accelerator"
+        rt = runtime()
+        with _job_scope(rt):  # this slot's device(s) and precision, in this thread
+            self._train_and_save(job, rt)
+
+    def _train_and_save(self, job: Job, runtime) -> None:
         from lab import training
 
         train = self._train or training.fit
         progress = job.log.progress
-        progress.phase = "starting the accelerator"
-        runtime = self._runtime()
         progress.update(accelerator=runtime.summary(), phase="loading the dataset")
 
         def downloading(title: str, fraction: float) -> None:
@@ -386,7 +482,8 @@ class JobManager:
             data = self.catalog.load(job.hparams.dataset, job.owner)
         progress.fraction = None
         started = time.perf_counter()
-        result = train(job.hparams, runtime, job.log, data=data)
+        with self._seeded(job.log):
+            result = train(job.hparams, runtime, job.log, data=data)
         train_seconds = round(time.perf_counter() - started, 2)  # the runs board's "training time"
         if not job.log.rows:
             job.state = "failed" if result.diverged else "stopped"
@@ -419,6 +516,30 @@ class JobManager:
         ended = [j for j in self._jobs.values() if j.state not in ACTIVE]
         for j in sorted(ended, key=lambda j: j.created)[: max(0, len(ended) - self._keep)]:
             del self._jobs[j.job_id]
+
+
+def _plan_slots(runtime, slots) -> list[tuple[int, object]]:
+    """JobManager's `slots` as [(device key, zero-argument callable returning the slot's runtime)]."""
+    if slots is None:
+        slots = 1
+    if isinstance(slots, int):
+        if slots < 1:
+            raise ValueError(f"slots must be 1 or more, not {slots}")
+        return [(0, runtime)] * slots
+    keys: dict[int, int] = {}
+    plan = []
+    for entry in slots:
+        key = keys.setdefault(id(entry), len(keys))  # the same object: the same device
+        plan.append((key, entry if callable(entry) else (lambda rt=entry: rt)))
+    if not plan:
+        raise ValueError("slots must name at least one runtime")
+    return plan
+
+
+def _job_scope(runtime):
+    """The runtime's job_scope (lab.backend.Runtime); nothing for tests' stand-ins that have none."""
+    scope = getattr(runtime, "job_scope", None)
+    return scope() if callable(scope) else contextlib.nullcontext()
 
 
 def _by(job: Job, message: str) -> str:

@@ -68,7 +68,9 @@ class MetricsCallback(keras.callbacks.Callback):
     same epoch, the k - j steps between averaged (m_k * k - m_j * j) / (k - j). Every step has the
     same batch size (make_train_pipeline tops up the last batch), so a running mean over the epoch
     is a plain mean over its steps. With steps_per_execution > 1 the callback runs every few steps;
-    `batch` still counts steps, so the formula holds.
+    `batch` still counts steps, so the formula holds. A point's logs are read when the next point
+    is due, or at the epoch's end: handed over unread (lab.feed.LateReadCallbacks), they may belong
+    to a step the device is still running, and reading them would make the host wait for it.
 
     Args:
         log: where rows, progress and the stop flag live.
@@ -107,6 +109,7 @@ class MetricsCallback(keras.callbacks.Callback):
         self._next = self.every
         self._last = 0
         self._prev = (0, {})  # (step in epoch, Keras' running means there) of the epoch's last row
+        self._pending = None  # (step in epoch, logs) of a point not read yet
         # Speed is measured from here; in a fit's first epoch from its first step (after compilation).
         self._mark = None if self._first_epoch else (time.perf_counter(), 0)
         self._first_epoch = False
@@ -128,9 +131,18 @@ class MetricsCallback(keras.callbacks.Callback):
         if step_in_epoch < self._next or step_in_epoch >= self.steps_per_epoch:
             return
         self._next = step_in_epoch + self.every
-        self._record(step_in_epoch, logs or {})
+        # These logs may still be on the device, their step still running (lab.feed.LateReadCallbacks):
+        # read the previous point's now, its step long finished, and keep these for the next one.
+        self._flush()
+        self._pending = (step_in_epoch, logs or {})
+
+    def _flush(self):
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            self._record(*pending)
 
     def on_epoch_end(self, epoch, logs=None):
+        self._flush()
         logs = dict(logs or {})
         if self.log.stop.is_set() and self._last < self.steps_per_epoch:
             # Stopped mid-epoch: the point belongs where training stopped, and the validation
@@ -294,7 +306,7 @@ def _fit_on_images(hp, runtime, log, data, model, split, global_batch, steps, ep
     if not log.stop.is_set():
         # shuffle=False: the pipelines already reshuffle every epoch
         fitted.fit(train_ds, initial_epoch=epochs[0], epochs=epochs[1], validation_data=val_ds, verbose=0,
-                   callbacks=feed.LaggedCallbacks([callback], fitted, epochs[1], steps), shuffle=False)
+                   callbacks=feed.LateReadCallbacks([callback], fitted, epochs[1], steps), shuffle=False)
 
 
 def _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps) -> None:
@@ -321,7 +333,7 @@ def _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, st
     callback = MetricsCallback(log, steps, global_batch)
     if not log.stop.is_set():
         head.fit(train_ds, epochs=hp.epochs, validation_data=val_ds, verbose=0, shuffle=False,
-                 callbacks=feed.LaggedCallbacks([callback], head, hp.epochs, steps))
+                 callbacks=feed.LateReadCallbacks([callback], head, hp.epochs, steps))
 
 
 def _fine_tune(hp, runtime, log, data, model, split, global_batch, steps) -> None:

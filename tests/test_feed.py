@@ -35,25 +35,8 @@ def test_the_index_pipelines_hold_the_image_pipelines_epochs_index_for_image():
     assert vi.shape == (32,) and set(vi.numpy()[:17]) == set(val_idx) and vw.numpy().sum() == 17
 
 
-class Recorder(keras.callbacks.Callback):
-    """Notes which step's logs it was handed, and when Stop was checked."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen, self.checks, self.test_logs = [], 0, []
-
-    def check_stop(self):
-        self.checks += 1
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen.append((batch, logs["loss"]))
-
-    def on_test_batch_end(self, batch, logs=None):
-        self.test_logs.append(logs)
-
-
 class Ready:
-    """A device value: reading it (float) would wait for its step; counts the reads."""
+    """A device value: reading it (float) would wait for its step; notes which steps were read."""
 
     reads: list[int] = []
 
@@ -65,24 +48,30 @@ class Ready:
         return float(self.step)
 
 
-def test_lagged_callbacks_read_each_calls_logs_one_call_late_and_check_stop_at_once():
-    rec = Recorder()
+def test_the_chart_reads_a_points_logs_only_when_the_next_point_is_due_and_checks_stop_every_step():
+    log = training.TrainingLog()
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
-    cbs = feed.LaggedCallbacks([rec], model, epochs=1, steps=4)
+    cbs = feed.LateReadCallbacks([training.MetricsCallback(log, 20, 8)], model, epochs=1, steps=20)
     Ready.reads = []
     cbs.on_train_begin()
     cbs.on_epoch_begin(0)
-    for step in range(4):
-        cbs.on_train_batch_end(step, {"loss": Ready(step)})
-        assert rec.checks == step + 1  # Stop: checked at every call
-        # the newest step's logs are never read while its step may still run
-        assert Ready.reads == list(range(step)) and [b for b, _ in rec.seen] == list(range(step))
+    for step in range(19):
+        model.stop_training = False
+        if step == 11:  # not a point's step
+            log.stop.set()
+        cbs.on_train_batch_end(step, {"loss": Ready(step), "accuracy": Ready(step)})
+        assert model.stop_training == (step == 11)  # Stop: checked at every step, never late
+        log.stop.clear()
+        # points are due after steps 2, 4, ..., 18 (every 2 of 20): only the previous point's logs
+        # are read, never the newest step's, which may still be running
+        due = [s for s in range(1, step + 1, 2)]
+        assert sorted(set(Ready.reads)) == due[:-1], (step, Ready.reads)
+        assert [r["step"] for r in log.rows] == [s + 1 for s in due[:-1]]
     cbs.on_test_batch_end(0, {"loss": Ready(99)})
-    assert rec.test_logs == [None] and 99 not in Ready.reads  # validation: no read per batch
-    cbs.on_epoch_end(0, {"loss": 3.0})
-    assert rec.seen == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)]  # the last one at the epoch's end, in order
-    cbs.on_train_end()
-    assert len(rec.seen) == 4
+    assert 99 not in Ready.reads  # validation: no read per batch
+    cbs.on_epoch_end(0, {"loss": 19.0, "accuracy": 0.5, "val_loss": 1.0, "val_accuracy": 0.5})
+    assert [r["step"] for r in log.rows] == list(range(2, 21, 2))  # every point, in order, the last with validation
+    assert "val_loss" in log.rows[-1] and all("val_loss" not in r for r in log.rows[:-1])
 
 
 @pytest.mark.slow

@@ -144,3 +144,97 @@ def test_single_device_tensorflow_for_comparison():
     two = run_job("tensorflow")
     # twice the global batch: half the optimizer steps for the same epochs (rounded up: every image trains)
     assert two["steps_per_epoch"] == -(-one["steps_per_epoch"] // 2)
+
+
+# -- several students' jobs at once, one per device (issue 17) ----------------------------------
+CONCURRENT = ROOT / "tests" / "concurrent_jobs_check.py"
+_CONCURRENT: dict[str, dict] = {}
+
+
+def run_concurrent(name: str) -> dict:
+    """tests/concurrent_jobs_check.py once per backend (cached): two simulated CPU devices, one job per
+    device. Both backends' processes start at the first call, at once (each waits on imports and compiling).
+
+    VISION_LAB_CPU_DEVICES alone splits the host for JAX too (lab.backend.configure sets XLA's flag)."""
+    if name not in _CONCURRENT:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(2) as pool:
+            for backend_name, result in zip(("tensorflow", "jax"), pool.map(_concurrent_process, ("tensorflow", "jax"))):
+                _CONCURRENT[backend_name] = result
+    return _CONCURRENT[name]
+
+
+def _concurrent_process(name: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k not in CLEARED + ("VISION_LAB_JOB_SLOTS", "VISION_LAB_JOBS_PER_DEVICE")}
+    env.update(VISION_LAB_CPU_DEVICES="2", VISION_LAB_JOB_SLOTS="device", TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONUNBUFFERED="1", **({"JAX_PLATFORMS": "cpu"} if name == "jax" else {"KERAS_BACKEND": name}))
+    proc = subprocess.run([sys.executable, str(CONCURRENT), "--backend", name], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    lines = [l for l in proc.stdout.splitlines() if l.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, (
+        f"{name} concurrent jobs failed (rc {proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    result = json.loads(lines[-1][len("RESULT "):])
+    print(f"\n{name}: concurrent jobs {result['jobs_s']}s, total {result['total_s']}s")
+    return result
+
+
+@two_devices
+def test_two_students_jobs_train_at_once_each_on_its_own_device(name):
+    r = run_concurrent(name)
+    assert r["backend"] == name and r["device_count"] == 2
+    assert r["job_mode"] == "device" and r["jobs_at_once"] == r["slots"] == 2 and r["slot_devices"] == [0, 1]
+    assert "one job per device" in r["summary"]
+    a1, b1 = r["jobs"]["a1"], r["jobs"]["b1"]
+    # at once: each began before the other ended (the second waits only for the first's seeded start)
+    assert max(a1["started"], b1["started"]) < min(a1["ended"], b1["ended"]), (a1, b1)
+    assert {a1["slot_device"], b1["slot_device"]} == {0, 1} and a1["worker"] != b1["worker"]
+    cpu = "CPU" if name == "tensorflow" else "cpu"
+    for job in (a1, b1, r["jobs"]["a2"]):
+        # variables (weights, optimizer state), the step the trainer wrote and the compiled steps'
+        # outputs all on the job's own device: pinned in the worker thread, not only while building
+        device = f"{cpu}:{job['slot_device']}"
+        for key in ("kernel_devices", "all_variable_devices", "step_counter_devices", "test_step_devices"):
+            assert len(job[key]) == 1 and job[key][0].endswith(device), (key, job[key], device)
+        assert job["policy"] == r["policy"]  # the runtime's dtype policy reached the worker thread
+        assert f"device {job['slot_device'] + 1} of 2" in job["accelerator"]
+        if name == "jax":
+            assert "DeviceMesh shape=(1,)" in job["distribution"]
+
+
+@two_devices
+def test_concurrent_jobs_keep_the_round_robin_and_are_all_saved_and_learn(name):
+    r = run_concurrent(name)
+    # alice submitted two jobs before bob's one: bob's turn comes before alice's second
+    assert r["order"] == ["a1", "b1", "a2"] and r["positions"] == {"a1": 1, "b1": 2, "a2": 3}
+    jobs = r["jobs"]
+    assert jobs["a2"]["started"] >= min(jobs["a1"]["ended"], jobs["b1"]["ended"])  # on the first slot to come free
+    for key, job in jobs.items():
+        assert job["state"] == "done", (key, job["message"])
+        assert job["run_owner"] == job["owner"]
+        assert job["val_accuracy"] > 0.5, (key, job["val_accuracy"])  # chance is 0.1
+        assert job["loaded_accuracy"] == pytest.approx(job["val_accuracy"], abs=1e-6)  # the saved model is the one trained
+        assert job["evaluated"]  # evaluated in the worker, before the job ended
+    assert r["registry_left"] == []  # every job's gradient functions were dropped (lab.backend.job_memory)
+
+
+@two_devices
+def test_a_seed_gives_the_same_run_beside_another_job_as_alone(name):
+    """set_random_seed and the draws of building a model are process-wide: two jobs starting together
+    take turns for that part (lab.jobs._seeded), so each trains exactly as it does alone."""
+    r = run_concurrent(name)
+    for key, alone in r["alone"].items():
+        assert alone["state"] == "done"
+        assert alone["losses"] == pytest.approx(alone["losses_together"], rel=1e-4), key
+        assert alone["val_accuracy"] == pytest.approx(r["jobs"][key]["val_accuracy"], abs=1e-9), key
+
+
+@two_devices
+def test_spread_mode_reaches_the_worker_thread(name):
+    """One slot over both devices: the distribution (JAX) or strategy (TensorFlow) made in the main
+    thread is the one the worker trains under (Keras keeps its distribution per thread)."""
+    s = run_concurrent(name)["spread"]
+    assert s["state"] == "done", s["message"]
+    assert len(s["kernel_devices"]) == 2 and len(s["step_counter_devices"]) == 2
+    if name == "jax":
+        assert "DeviceMesh shape=(2,)" in s["distribution"]
