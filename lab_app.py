@@ -21,6 +21,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up
 # of them after every event (every status poll and chart tick): that fragments the heap (+54 MB over a 300-job
 # soak, bench/soak.py, against +5 MB at 500) and costs ~7 ms of CPU an event. 500 is plenty for that page.
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "500")
+# and it recomputes that table's summary (pandas) after every event unless told otherwise: ~1.4 ms of CPU, under the GIL,
+# of every status poll (py-spy with 30 students polling: a third of the server's time per request). Only the
+# monitoring page reads it (not enabled here): every 100 events is fresh enough.
+os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 
 import gradio as gr  # noqa: E402  (gradio does not import keras)
 
@@ -80,7 +84,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     runs.budget = DiskBudget().add_area("run", runs.root, forget=runs.forget)
     # Students' own datasets live beside the runs, in a folder of their own (kept or lost with them).
     user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"), budget=runs.budget)
-    jobs = JobManager(runs, lambda: rt, catalog=Catalog(user_datasets), max_queue=max_queue or MAX_QUEUE)
+    jobs = JobManager(runs, lambda: rt, catalog=Catalog(user_datasets), max_queue=max_queue or MAX_QUEUE, slots=backend.job_slots(rt))
     # Compiled programs are kept beside the runs (JAX), and the default job's are compiled now, in the
     # background, so the first Train of the lesson draws its first point as fast as a repeated one.
     cache_note = backend.use_compile_cache(runs_path.parent / (runs_path.name + "-compiled"))
@@ -221,8 +225,25 @@ def launch(share: bool = False, host: str | None = None, port: int | None = None
     from lab.storage import upload_limit
 
     kwargs.setdefault("max_file_size", upload_limit())  # VISION_LAB_MAX_UPLOAD_MB; launch() is Gradio's only place for it
+    settle_heap()
     return demo.launch(share=share, server_name=host, server_port=port, theme=lab_theme(), css=CSS,
                        show_error=True, **kwargs)
+
+
+def settle_heap() -> None:
+    """Move everything alive at start-up (TensorFlow, JAX, Keras, Gradio, pandas: ~620,000 objects) out of
+    the cyclic garbage collector's sight (gc.freeze).
+
+    After each job lab.backend.job_memory runs a full gc.collect(), and Python runs one itself now and then;
+    each walked all of those objects while holding the GIL: ~0.3 s on an idle 2-core machine, 0.5 s while
+    training, during which no request was answered (py-spy --gil: 39% of the server's GIL time with 30
+    students). Frozen objects are still freed by reference counting; only cycles among them are never
+    collected, and what is alive at start-up is the program itself. Jobs' objects are created later and
+    collected as before."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
 
 
 def parse_args(argv=None) -> argparse.Namespace:

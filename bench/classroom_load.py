@@ -15,6 +15,10 @@ served without an error and the p95s are under --status-p95-ms and --predict-p95
     python bench/classroom_load.py --students 100 --status-p95-ms 1000 --predict-p95-ms 0
     python bench/classroom_load.py --backend tensorflow
 
+The students run on the same cores as the server: gradio_client's Clients are made with ssl_verify=False
+(plain http: the same requests, without a new SSL context for each; --ssl-verify restores gradio_client's
+default), and --client light sends the same requests through bench/light_client.py with less client CPU.
+
 Not run in CI: it is long, and its figures depend on the machine (bench/README.md).
 """
 
@@ -51,6 +55,13 @@ def parse_args(argv=None):
                    help="lower this process's priority by N once the server runs (default 10): students run on their "
                         "own devices, and gradio_client busy-waits (1 ms sleeps), so 30 Clients here take more CPU than "
                         "the server; 0 measures with both at the same priority, as the issue's first table did")
+    p.add_argument("--client", default="gradio_client", choices=("gradio_client", "light"),
+                   help="how each student calls the API: gradio_client (default) or bench/light_client.py, the same "
+                        "requests (queue/join, then the queue/data stream) over one keep-alive connection, without "
+                        "gradio_client's per-call connections, threads and sleep loops: less CPU taken from the server")
+    p.add_argument("--ssl-verify", action="store_true",
+                   help="gradio_client with its default ssl_verify=True: a new SSL context (CA bundle) for every request "
+                        "even over http, ~20 ms of the students' CPU each (the figures before 2026-11-26 were taken so)")
     p.add_argument("--keep", action="store_true", help="keep the temporary folder and the server log")
     return p.parse_args(argv)
 
@@ -87,11 +98,26 @@ def kendall_tau(a: list[float], b: list[float]) -> float:
     return s / (n * (n - 1) / 2) if n > 1 else 1.0
 
 
-def student(st: Student, url: str, hparams: dict, predictions: int, go: threading.Event) -> None:
+def connect(kind: str, url: str, ssl_verify: bool = False):
+    """(a client with .predict(*data, api_name=…), what turns a picture's path into a file input)."""
+    if kind == "light":
+        from light_client import LightClient
+
+        client = LightClient(url)
+        return client, client.upload
     from gradio_client import Client, handle_file
 
+    # ssl_verify: gradio_client opens a new httpx.Client for every request and every stream, and with
+    # verification on each loads the CA bundle into a new SSL context (~20 ms of CPU, under the client's GIL)
+    # even for an http:// address, where no TLS is used: 30 students' polls then queue in the client process
+    # for its GIL. The server is plain http on 127.0.0.1: off, the requests are the same.
+    return Client(url, verbose=False, ssl_verify=ssl_verify), lambda path: handle_file(str(path))
+
+
+def student(st: Student, url: str, hparams: dict, predictions: int, go: threading.Event, kind: str = "gradio_client",
+            ssl_verify: bool = False) -> None:
     try:
-        client = Client(url, verbose=False)
+        client, as_file = connect(kind, url, ssl_verify)
         go.wait()
         st.submitted = time.perf_counter()
         job = client.predict(hparams, api_name="/train")
@@ -112,7 +138,7 @@ def student(st: Student, url: str, hparams: dict, predictions: int, go: threadin
             raise RuntimeError(f"job ended {st.state}: {status.get('message')}")
         for i in range(predictions):
             t = time.perf_counter()
-            out = client.predict(handle_file(str(EXAMPLES[(st.index + i) % len(EXAMPLES)])), status["run_id"],
+            out = client.predict(as_file(EXAMPLES[(st.index + i) % len(EXAMPLES)]), status["run_id"],
                                  api_name="/predict")
             st.predict_ms.append((time.perf_counter() - t) * 1000)
             if out.get("run_id") != status["run_id"]:
@@ -128,7 +154,8 @@ def main(argv=None) -> int:
     hparams = json.loads(args.hparams)
     base = Path(tempfile.mkdtemp(prefix="vision-lab-class-"))
     print(f"classroom load: {args.students} students, each /train {hparams or '(the default job)'}, /job_status every "
-          f"{POLL_S:g} s, then {args.predictions} /predict; backend {args.backend}; students at nice {args.client_nice}")
+          f"{POLL_S:g} s, then {args.predictions} /predict; backend {args.backend}; students at nice {args.client_nice} "
+          f"({args.client}{', ssl_verify' if args.ssl_verify else ''})")
     print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     server = Server(base, args.backend, without_release=False)
@@ -152,7 +179,8 @@ def main(argv=None) -> int:
         go = threading.Event()
         threads = []
         for st in students:  # each connects (not timed), then all queue their jobs together
-            threads.append(threading.Thread(target=student, args=(st, server.url, hparams, args.predictions, go)))
+            threads.append(threading.Thread(target=student, args=(st, server.url, hparams, args.predictions, go,
+                                                                  args.client, args.ssl_verify)))
             threads[-1].start()
             time.sleep(args.stagger)
         time.sleep(2)

@@ -64,7 +64,7 @@ feed)  # issue 19 and 17 on one GPU: device-resident input vs streamed vs bare, 
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 128 --epochs 5
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 512 --epochs 6 --bare-input arrays --bare-no-validation
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
-  step concurrent.log 120 $PY bench/concurrent_jobs.py --gpu --at-once 1 2 3
+  step concurrent.log 120 $PY bench/concurrent_jobs.py --gpu --at-once 1 2 3 1
   ;;
 bare)
   step bare.log 300 $PY bench/gpu_bench.py bare-arrays --models mlp small_cnn --epochs 8

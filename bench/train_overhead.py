@@ -157,11 +157,14 @@ def main(argv=None) -> int:
             "val": float(val_s.sum()),
         }
 
-    def lab_run():
+    live: dict[str, list[float]] = {}  # the lab's own training-steps speed (the status line's), per kind
+
+    def lab_run(kind="lab"):
         log = training.TrainingLog()
         training.fit(hp, runtime, log)
         if log.diverged:
             raise RuntimeError("the lab run diverged; pick other settings")
+        live.setdefault(kind, []).append(log.progress.images_per_sec or 0.0)
 
     def bare_run(extra_callbacks=()):
         keras.utils.set_random_seed(hp.seed)
@@ -182,7 +185,7 @@ def main(argv=None) -> int:
         def lab_streamed():
             training.RESIDENT = False
             try:
-                lab_run()
+                lab_run("lab streamed")
             finally:
                 training.RESIDENT = True
 
@@ -262,6 +265,10 @@ def main(argv=None) -> int:
     rf = ratios("lab", "fit")
     ratio = statistics.median(rf)
     print()
+    bare_train = statistics.median(x["train"] for x in results["bare"])
+    for kind, speeds in live.items():
+        print(f"live: {kind}'s own training-steps figure (the status line's images/s, last epoch, median of all fits) "
+              f"{statistics.median(speeds):,.0f} img/s = {statistics.median(speeds) / bare_train:.3f} x bare 'train'")
     print(f"RATIO lab/bare = {ratio:.3f}  (median of {len(rf)} rounds, images/s over the fit; per-round range {min(rf):.3f}..{max(rf):.3f})")
     verdict = "MET" if ratio >= TARGET else "MISSED"
     print(f"TARGET ratio >= {TARGET:.2f}: {verdict}")

@@ -63,13 +63,22 @@ def register_api(services: Services) -> None:
         return {"job_id": job.job_id, "state": view.state, "position": view.position, "eta_s": view.eta_s,
                 "hparams": hp.to_dict()}
 
-    def job_status(job_id: str, request: gr.Request = None) -> dict:
+    def job_status(job_id: str, since: int = 0, request: gr.Request = None) -> dict:
         """State (queued, running, done, stopped, failed), position in the queue and eta_s (seconds until it
-        starts, or while running until it ends), metrics so far, message and run_id (your jobs only)."""
+        starts, or while running until it ends), metrics so far, message and run_id (your jobs only).
+
+        `since`: how many metric rows you already have; only the rows after them come back in "metrics",
+        and "metrics_total" counts them all, so a poll passes the previous answer's metrics_total (0: all)."""
+        since = 0 if since is None else since
+        if isinstance(since, bool) or not isinstance(since, (int, float)) or since != int(since) or since < 0:
+            raise gr.Error("since must be a whole number of metric rows, 0 or more")
         try:
-            return services.jobs.view(job_id, owner_of(request)).to_json()
+            answer = services.jobs.view(job_id, owner_of(request)).to_json()
         except JobError as e:
             raise gr.Error(str(e)) from None
+        answer["metrics_total"] = len(answer["metrics"])
+        answer["metrics"] = answer["metrics"][int(since):]
+        return answer
 
     def stop(job_id: str, request: gr.Request = None) -> dict:
         """Stop one of your queued or running jobs; a partial run is kept."""

@@ -93,12 +93,19 @@ def _whole_epoch_batches(x, y, global_batch, seed) -> tf.data.Dataset:
         raise ValueError("no training images")
     steps = steps_per_epoch(n, global_batch)
     extra = steps * global_batch - n
-    order = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True).batch(n)
-    if extra:
-        # tf.tile covers extra > n as well (a batch larger than the data)
-        order = order.map(lambda p: tf.concat([p, tf.tile(p, [extra // n + 1])[:extra]], 0))
+
+    def epoch_order(epoch_seed):
+        # the whole epoch's order in one op, then cut into its batches: tf.data handles `steps`
+        # elements an epoch, not n (shuffling n single indices cost ~1 µs each: 1.2 ms a step at batch 512)
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([epoch_seed, tf.constant(seed, tf.int64)]))
+        if extra:  # tf.tile covers extra > n as well (a batch larger than the data)
+            order = tf.concat([order, tf.tile(order, [extra // n + 1])[:extra]], 0)
+        return tf.reshape(order, (steps, global_batch))
+
     xs, ys = tf.constant(x), tf.constant(y)
-    ds = order.unbatch().batch(global_batch, drop_remainder=True)
+    # one new random number an epoch (a new order each epoch), the same sequence for the same seed
+    ds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1).map(epoch_order).unbatch()
     ds = ds.map(lambda i: (tf.gather(xs, i), tf.gather(ys, i)), num_parallel_calls=tf.data.AUTOTUNE)
     # Keras reads the cardinality: it knows the epoch's length without running out of data
     return ds.apply(tf.data.experimental.assert_cardinality(steps))

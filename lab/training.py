@@ -134,7 +134,7 @@ class MetricsCallback(keras.callbacks.Callback):
         # These logs may still be on the device, their step still running (lab.feed.LateReadCallbacks):
         # read the previous point's now, its step long finished, and keep these for the next one.
         self._flush()
-        self._pending = (step_in_epoch, logs or {})
+        self._pending = (step_in_epoch, logs or {}, time.perf_counter())
 
     def _flush(self):
         pending, self._pending = self._pending, None
@@ -162,8 +162,9 @@ class MetricsCallback(keras.callbacks.Callback):
         if self.log.diverged and self._good_weights is not None:
             self._weights_model().set_weights(self._good_weights)  # keep the last finite weights
 
-    def _record(self, step_in_epoch: int, logs: dict, val: bool = False) -> dict | None:
-        now = time.perf_counter()
+    def _record(self, step_in_epoch: int, logs: dict, at: float | None = None, val: bool = False) -> dict | None:
+        """Append the row for `step_in_epoch`; `at`: when that step's call came (the speed's clock)."""
+        now = at or time.perf_counter()
         step = self._epoch * self.steps_per_epoch + step_in_epoch
         row = {"step": step, "epoch": round(self._epoch + step_in_epoch / self.steps_per_epoch, 4)}
         keys = ("loss", "accuracy") + (("val_loss", "val_accuracy") if val else ())

@@ -22,6 +22,16 @@ os.environ.setdefault("VISION_LAB_PRETRAINED", "0")  # no test downloads ImageNe
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def _no_heap_freeze(monkeypatch):
+    """lab_app.launch() freezes the start-up heap (gc.freeze, lab_app.settle_heap) for the server's sake; in the
+    test process, which every test shares, what is alive then would never be collected: launch() in a test
+    (with a stand-in app) leaves the heap alone. Launched apps (subprocesses) freeze as in a lesson."""
+    import gc
+
+    monkeypatch.setattr(gc, "freeze", lambda: None)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -57,6 +57,17 @@ def test_train_runs_to_the_end_with_metrics(finished):
     assert rows[-1]["val_accuracy"] > 0.85 and rows[-1]["loss"] < rows[0]["loss"]
 
 
+def test_job_status_since_sends_only_the_rows_after_it(client, finished):
+    job, status = finished
+    total = status["metrics_total"]
+    assert total == len(status["metrics"]) > 3
+    newer = client.predict(job["job_id"], total - 2, api_name="/job_status")  # a script that has all but two
+    assert newer["metrics"] == status["metrics"][-2:] and newer["metrics_total"] == total
+    assert client.predict(job["job_id"], total, api_name="/job_status")["metrics"] == []
+    with pytest.raises(AppError, match="since"):
+        client.predict(job["job_id"], -1, api_name="/job_status")
+
+
 def test_predict_reads_an_example_digit(client, finished):
     _, status = finished
     out = client.predict(handle_file(str(SAMPLE_DATA / "examples" / "digit_3.png")), status["run_id"], api_name="/predict")
