@@ -74,6 +74,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     from lab.hparams import HParams
     from lab.jobs import MAX_QUEUE, JobManager
     from lab.runs import RunStore
+    from lab.slots import job_slots
     from lab.storage import DELETE_CACHE, DiskBudget, choose_runs_dir, persistent_secret
     from lab.user_datasets import Catalog, UserDatasets
 
@@ -84,7 +85,8 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     runs.budget = DiskBudget().add_area("run", runs.root, forget=runs.forget)
     # Students' own datasets live beside the runs, in a folder of their own (kept or lost with them).
     user_datasets = UserDatasets(runs_path.parent / (runs_path.name + "-datasets"), budget=runs.budget)
-    jobs = JobManager(runs, lambda: rt, catalog=Catalog(user_datasets), max_queue=max_queue or MAX_QUEUE, slots=backend.job_slots(rt))
+    jobs = JobManager(runs, lambda: rt, catalog=Catalog(user_datasets), max_queue=max_queue or MAX_QUEUE,
+                      slots=job_slots(rt))
     # Compiled programs are kept beside the runs (JAX), and the default job's are compiled now, in the
     # background, so the first Train of the lesson draws its first point as fast as a repeated one.
     cache_note = backend.use_compile_cache(runs_path.parent / (runs_path.name + "-compiled"))
@@ -234,7 +236,7 @@ def settle_heap() -> None:
     """Move everything alive at start-up (TensorFlow, JAX, Keras, Gradio, pandas: ~620,000 objects) out of
     the cyclic garbage collector's sight (gc.freeze).
 
-    After each job lab.backend.job_memory runs a full gc.collect(), and Python runs one itself now and then;
+    After each job lab.job_memory.job_memory runs a full gc.collect(), and Python runs one itself now and then;
     each walked all of those objects while holding the GIL: ~0.3 s on an idle 2-core machine, 0.5 s while
     training, during which no request was answered (py-spy --gil: 39% of the server's GIL time with 30
     students). Frozen objects are still freed by reference counting; only cycles among them are never

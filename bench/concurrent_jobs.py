@@ -117,11 +117,11 @@ def main(argv=None) -> int:
               "slots idle; 2 × the most at once or more measures the steady state", flush=True)
 
     t0 = time.perf_counter()
-    from lab import backend
+    from lab import backend, slots
 
     backend.configure(args.backend)
     rt = backend.runtime()
-    device = backend.device_runtimes(rt)[0]  # one device: the question is what one device does with k jobs
+    device = slots.device_runtimes(rt)[0]  # one device: the question is what one device does with k jobs
     if args.gpu and device.device_kind.lower() in ("cpu", ""):
         print(f"warning: --gpu, but training runs on the {device.device_kind}: these are CPU figures", flush=True)
 

@@ -66,6 +66,12 @@ feed)  # issue 19 and 17 on one GPU: device-resident input vs streamed vs bare, 
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
   step concurrent.log 120 $PY bench/concurrent_jobs.py --gpu --at-once 1 2 3 1
   ;;
+feed-quick)  # the feed step's three overhead runs alone (~2.5 min)
+  O="--synthetic 20000 -- --backend jax --warmup-rounds 0 --rounds 2 --streamed"
+  step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 512 --epochs 6 --bare-input arrays --bare-no-validation
+  step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 128 --epochs 5
+  step feed.log 100 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
+  ;;
 bare)
   step bare.log 300 $PY bench/gpu_bench.py bare-arrays --models mlp small_cnn --epochs 8
   ;;

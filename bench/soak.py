@@ -13,7 +13,7 @@ under --target-mb (50 MB). Exit status 0 when met, 1 when missed or when a reque
 
     python bench/soak.py                                # 300 jobs, 2,000 predictions (8-25 min on 2 shared cores)
     python bench/soak.py --jobs 60 --predictions 400    # a quick look
-    python bench/soak.py --without-release --jobs 100   # the server without lab.backend.job_memory: the leak
+    python bench/soak.py --without-release --jobs 100   # the server without lab.job_memory.job_memory: the leak
 
 Not run in CI: it is long.
 """
@@ -37,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted((ROOT / "sample_data" / "examples").glob("*.png"))
 # --without-release: the app exactly as lab_app.py starts it, with the per-job release turned into a no-op.
-WITHOUT_RELEASE = ("import contextlib, runpy, sys; import lab.backend as b; b.job_memory = contextlib.nullcontext; "
+WITHOUT_RELEASE = ("import contextlib, runpy, sys; import lab.job_memory as m; m.job_memory = contextlib.nullcontext; "
                    "sys.argv[0] = 'lab_app.py'; runpy.run_path('lab_app.py', run_name='__main__')")
 
 
@@ -54,7 +54,7 @@ def parse_args(argv=None):
     p.add_argument("--target-mb", type=float, default=50.0, help="allowed growth after warm-up (default 50)")
     p.add_argument("--every", type=int, default=25, help="print a reading every N jobs (default 25)")
     p.add_argument("--without-release", action="store_true",
-                   help="start the server with lab.backend.job_memory disabled (shows the leak it fixes)")
+                   help="start the server with lab.job_memory.job_memory disabled (shows the leak it fixes)")
     p.add_argument("--keep", action="store_true", help="keep the temporary runs folder and the server log")
     return p.parse_args(argv)
 
@@ -219,7 +219,7 @@ def main(argv=None) -> int:
     base = Path(tempfile.mkdtemp(prefix="vision-lab-soak-"))
     print(f"soak: {args.jobs} jobs ({args.model} on {args.dataset}, {args.epochs} epoch(s)), {args.predictions} "
           f"predictions, {args.students} students; backend {args.backend}"
-          f"{'; WITHOUT the per-job release (lab.backend.job_memory disabled)' if args.without_release else ''}")
+          f"{'; WITHOUT the per-job release (lab.job_memory.job_memory disabled)' if args.without_release else ''}")
     print(f"machine: {platform.node()} · {os.cpu_count()} CPUs · Python {platform.python_version()} · "
           f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}", flush=True)
     server = Server(base, args.backend, args.without_release)

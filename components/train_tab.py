@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import gradio as gr
+from gradio.components.plot import PlotData
 
 from lab import charts, datasets
 from lab.contract import JobView
@@ -197,8 +198,9 @@ def figures(rows, hp: HParams, num_classes: int | None = None):
     """Loss and accuracy charts for a job's rows, the x axis spanning all its planned epochs
     (with `num_classes`, the accuracy chart's chance line)."""
     ft = hp.epochs if hp.fine_tune_epochs else None
-    return (charts.loss_figure(rows, hp.total_epochs, ft),
-            charts.accuracy_figure(rows, hp.total_epochs, ft, num_classes))
+    # plotly JSON around a kept shell (lab.charts.live_json): every watching student's tick, ~1 ms not ~26
+    return (PlotData(type="plotly", plot=charts.live_json(rows, "loss", hp.total_epochs, ft)),
+            PlotData(type="plotly", plot=charts.live_json(rows, "accuracy", hp.total_epochs, ft, num_classes)))
 
 
 def describe_model(services: Services, name: str, dataset: str, session) -> tuple[str, str]:

@@ -5,13 +5,13 @@ not TensorFlow); GPU -> TensorFlow where TensorFlow has CUDA, else JAX where JAX
 with tensorflow-cpu and jax[cuda]); CPU -> JAX where installed (bench/first_point.py: the default
 job, start to saved run, about 1.7× faster than TensorFlow on 2 CPU cores), else TensorFlow.
 `configure()` must run before the first `import keras`; `runtime()` then reports what was
-found and owns the distribution (a tf.distribute strategy or a keras.distribution layout).
+found and owns the distribution (a tf.distribute strategy or a keras.distribution layout), with
+how the class's jobs share the devices (lab.slots.job_plan) recorded on it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import glob
 import importlib.util
 import os
@@ -20,14 +20,12 @@ import sys
 import threading
 from dataclasses import dataclass, field
 
+from lab import slots
+
 BACKENDS = ("auto", "tensorflow", "jax")
 BACKEND_ENV = "VISION_LAB_BACKEND"  # the default for --backend (auto); tests pin it
 # Tests and CPU demos split the host into N logical devices to exercise the multi-device path.
 CPU_DEVICES_ENV = "VISION_LAB_CPU_DEVICES"
-# How the class's jobs share the devices (lab.jobs.JobManager's slots, `job_slots`):
-JOB_SLOTS_ENV = "VISION_LAB_JOB_SLOTS"  # auto (default), spread or device
-JOBS_PER_DEVICE_ENV = "VISION_LAB_JOBS_PER_DEVICE"  # jobs training at once on each device (or on the spread); 1
-JOB_MODES = ("auto", "spread", "device")
 
 
 @dataclass(frozen=True)
@@ -155,8 +153,8 @@ _LOCK = threading.Lock()
 class Runtime:
     """The devices training runs on, and how a model is spread over them.
 
-    The process has one (`runtime()`: every device, a job spread over them all); `job_slots` gives
-    the JobManager's workers theirs: that one, or one pinned to each device (`device_runtimes`).
+    The process has one (`runtime()`: every device, a job spread over them all); lab.slots.job_slots
+    gives the JobManager's workers theirs: that one, or one pinned to each device (lab.slots.device_runtimes).
     """
 
     backend: str
@@ -262,96 +260,12 @@ def runtime() -> Runtime:
             keras.mixed_precision.set_global_policy(rt.policy)
             rt.notes.append(why)
             rt.hints = hints(facts, rt, os.environ)
-            rt.job_mode, rt.jobs_per_device, why = job_plan(rt, os.environ)
+            rt.job_mode, rt.jobs_per_device, why = slots.job_plan(rt, os.environ)  # how the class's jobs share them
             if rt.job_mode == "device":  # jobs are not spread: the panel should not say they are
                 rt.notes = [n for n in rt.notes if not n.startswith("keras.distribution.DataParallel")]
             rt.notes.append(why)
             _RUNTIME = rt
         return _RUNTIME
-
-
-GPU_JOBS_PER_DEVICE = 2  # jobs training at once on each GPU unless VISION_LAB_JOBS_PER_DEVICE says otherwise
-
-
-def job_plan(rt: "Runtime", environ=os.environ) -> tuple[str, int, str]:
-    """How the class's jobs share the devices: (mode, jobs per device, why).
-
-    "device": one student's job per device, all at once (a TPU's cores, a box of GPUs): a class's
-    jobs are small, and spread over several devices one of them mostly waits on the devices
-    talking to each other. "spread": one job at a time over every device (today's data parallel;
-    the only choice on one device). `auto` picks "device" for several accelerators, "spread" on
-    CPUs (simulated devices share the same cores). VISION_LAB_JOBS_PER_DEVICE jobs train at once on
-    each device (or on the spread): on one GPU several small jobs may together keep it busier than
-    one (bench/concurrent_jobs.py measures it).
-    """
-    mode = (environ.get(JOB_SLOTS_ENV) or "auto").strip().lower()
-    if mode not in JOB_MODES:
-        raise ValueError(f"{JOB_SLOTS_ENV} must be one of {', '.join(JOB_MODES)}, not {mode!r}")
-    several = rt.device_count > 1
-    accelerators = rt.device_kind.lower() not in ("cpu", "")
-    # A GPU runs two of a class's small jobs at once faster than one after the other: 1.25x the jobs
-    # per minute on an H200, 1.26x with three (bench/concurrent_jobs.py, bench/README.md). Two keep
-    # most of the gain with less memory. A TPU core and a CPU: one (2 CPU cores gain nothing).
-    default = GPU_JOBS_PER_DEVICE if accelerators and "tpu" not in rt.device_kind.lower() else 1
-    raw = (environ.get(JOBS_PER_DEVICE_ENV) or str(default)).strip()
-    if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{JOBS_PER_DEVICE_ENV} must be a whole number of jobs, 1 or more, not {raw!r}")
-    per_device = int(raw)
-    pinnable = not (rt.backend == "tensorflow" and rt.device_kind == "TPU")  # a TPUStrategy is all or nothing
-    if mode == "auto":
-        mode = "device" if several and accelerators and pinnable else "spread"
-        asked = ""
-    else:
-        asked = f" ({JOB_SLOTS_ENV}={mode})"
-        if mode == "device" and not (several and pinnable):
-            mode = "spread"
-            asked = f" ({JOB_SLOTS_ENV}=device, but " + ("there is one device)" if not several else
-                                                         "TensorFlow's TPUStrategy cannot pin a job to one core)")
-    if mode == "device":
-        why = f"one job per device: {rt.device_count * per_device} students' jobs train at once{asked}"
-    elif several:
-        why = f"each job is spread over all {rt.device_count} devices, {per_device} at a time{asked}"
-    else:
-        why = f"{per_device} job{'s' if per_device > 1 else ''} at a time on the {rt.device_kind}{asked}"
-    if per_device > 1:
-        why += f" ({JOBS_PER_DEVICE_ENV}={per_device})"
-    return mode, per_device, why
-
-
-def device_runtimes(rt: "Runtime | None" = None) -> list["Runtime"]:
-    """One Runtime per device, each pinned to its device (device_count 1: no data parallelism), for
-    one job per device. JAX: a keras.distribution DataParallel over that one device (variables,
-    data and the compiled step all live there); TensorFlow: the device's scope (tf.device). Either
-    applies in the thread that trains (Runtime.job_scope). One device, or a TPUStrategy: [rt]."""
-    rt = rt or runtime()
-    if rt.device_count <= 1 or (rt.backend == "tensorflow" and rt.device_kind == "TPU"):
-        return [rt]
-    if rt.backend == "jax":
-        import jax
-        import keras
-
-        devices = jax.devices()
-        pinned = [(d, keras.distribution.DataParallel(devices=[d])) for d in devices]
-    else:
-        import tensorflow as tf
-
-        logical = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        pinned = [(d.name, None) for d in logical]
-    n = len(pinned)
-    return [dataclasses.replace(rt, device_count=1, strategy=None, distribution=distribution, device=device,
-                                device_index=i, device_count_of_machine=n, notes=list(rt.notes),
-                                hints=list(rt.hints))
-            for i, (device, distribution) in enumerate(pinned)]
-
-
-def job_slots(rt: "Runtime | None" = None) -> list["Runtime"]:
-    """The runtimes the JobManager's workers train on, one per job that may train at once
-    (`job_plan`): the spread runtime, or one per device; each repeated for its jobs per device.
-    Slots on the same device share one Runtime object; the devices come first, so k jobs on an
-    idle machine land on k different devices."""
-    rt = rt or runtime()
-    base = device_runtimes(rt) if rt.job_mode == "device" else [rt]
-    return [r for _ in range(rt.jobs_per_device) for r in base]
 
 
 PRECISION_ENV = "VISION_LAB_PRECISION"  # float32, mixed_float16 or mixed_bfloat16: overrides the choice
@@ -519,103 +433,6 @@ def lower_priority(nice: int, framework_threads: bool = True) -> int:
         except OSError:
             continue
     return lowered
-
-
-@contextlib.contextmanager
-def job_memory():
-    """Around one training job: give back what its traced graphs hold once it ends (issue 10 item 6).
-
-    Keras' TensorFlow optimizer all-reduces the gradients through `tf.custom_gradient`, which in a
-    traced train step registers a gradient function under a new name ("CustomGradient-<uid>") in
-    TensorFlow's process-wide gradient registry and never removes it (tensorflow#97697, #27492).
-    Its closure holds the step's tensors, hence the whole train graph: about 4.5 MB a job that
-    neither the model's deletion nor `keras.backend.clear_session()` frees. Only the names this job
-    registered are dropped (a finished job's graphs are never differentiated again), then the
-    cycles they leave are collected at once. Compiled programs and kernel caches are left alone,
-    so later jobs start as fast as before.
-
-    Several jobs may run at once (lab.jobs slots), each in its own thread, and another job may be
-    tracing its step, between registering its gradient function and using it, just as this one
-    ends: so the registry notes which thread registered each name, and a job drops only its own
-    thread's (`_track_registrations`). Names registered meanwhile by other threads (a
-    MirroredStrategy traces each replica's step in a thread of its own) are dropped once no job is
-    running; so is everything added since the first running job began where the registry cannot
-    be made to note threads (TensorFlow changed).
-    """
-    tracked = _track_registrations()
-    mine: list[str] = []
-    with _JOBS_LOCK:
-        global _JOBS_RUNNING, _JOBS_BEFORE
-        if _JOBS_RUNNING == 0:
-            _JOBS_BEFORE = set(_gradient_registry() or ())
-        _JOBS_RUNNING += 1
-    outer = getattr(_REGISTERED, "names", None)
-    _REGISTERED.names = mine
-    try:
-        yield
-    finally:
-        _REGISTERED.names = outer
-        if outer is not None:
-            outer.extend(mine)  # a job inside a job (tests): the outer one drops them too
-        registry = _gradient_registry()
-        with _JOBS_LOCK:
-            _JOBS_RUNNING -= 1
-            if registry is not None:
-                drop = list(mine) if tracked else []
-                if _JOBS_RUNNING == 0:
-                    drop += _ORPHANS if tracked else [n for n in list(registry) if n not in _JOBS_BEFORE]
-                    _ORPHANS.clear()
-                for name in drop:
-                    if name.startswith("CustomGradient-"):
-                        registry.pop(name, None)
-        import gc
-
-        gc.collect()
-
-
-_JOBS_LOCK = threading.Lock()
-_JOBS_RUNNING = 0  # jobs inside job_memory now
-_JOBS_BEFORE: set = set()  # the registry's names when the first of the running jobs began (the fallback)
-_REGISTERED = threading.local()  # .names: the gradient names this thread registered during its job
-_ORPHANS: list[str] = []  # names other threads registered while jobs ran: dropped once none runs
-
-
-def _track_registrations() -> bool:
-    """Make TensorFlow's gradient registry note, per thread, the names registered while a job runs
-    (into `_REGISTERED.names`); True once installed. Done by giving the registry object a subclass
-    of its own class whose `register` also notes the name: the same object, entries and slots."""
-    ops = sys.modules.get("tensorflow.python.framework.ops")
-    registry = getattr(ops, "_gradient_registry", None)
-    if registry is None or _gradient_registry() is None:
-        return False
-    if getattr(type(registry), "_vision_lab_tracked", False):
-        return True
-    with _JOBS_LOCK:
-        if getattr(type(registry), "_vision_lab_tracked", False):
-            return True
-        base = type(registry)
-
-        def register(self, candidate, name=None):
-            base.register(self, candidate, name)
-            names = getattr(_REGISTERED, "names", None)
-            if names is not None:
-                names.append(name or candidate.__name__)
-            elif _JOBS_RUNNING:  # a thread a job started (a replica's), or one serving the page meanwhile
-                _ORPHANS.append(name or candidate.__name__)
-
-        try:
-            tracked = type(base.__name__, (base,), {"__slots__": (), "register": register, "_vision_lab_tracked": True})
-            registry.__class__ = tracked
-        except TypeError:  # a layout that cannot take a subclass: the fallback
-            return False
-    return True
-
-
-def _gradient_registry() -> dict | None:
-    """TensorFlow's gradient registry (name -> entry), or None without TensorFlow or when it changed."""
-    ops = sys.modules.get("tensorflow.python.framework.ops")
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    return registry if isinstance(registry, dict) else None
 
 
 COMPILE_CACHE_MB = 512  # the persistent compilation cache's size on disk; the least recently used go first

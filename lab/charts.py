@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -72,6 +75,36 @@ def accuracy_figure(rows, epochs: int | None = None, fine_tune_from: int | None 
                            xanchor="right", y=chance, yanchor="bottom", showarrow=False,
                            font=dict(color=CHANCE_COLOUR, size=11))
     return fig
+
+
+def live_json(rows, metric: str, epochs: int | None = None, fine_tune_from: int | None = None,
+              num_classes: int | None = None) -> str:
+    """`loss_figure` or `accuracy_figure` (metric "loss" / "accuracy") as plotly JSON, for a chart that
+    grows while a job trains: the figure around the points (layout, lines, notes) is built once per
+    shape and kept; each tick only puts the points in. Building a go.Figure validates every property:
+    ~13 ms a chart on a 2-core server, for each student watching, each second; this takes ~1 ms."""
+    shell = _shell(metric, epochs, fine_tune_from, num_classes if metric == "accuracy" else None, not len(rows))
+    train_x, train_y, val_x, val_y = [], [], [], []
+    for r in rows:
+        if r.get(metric) is not None:
+            train_x.append(r["epoch"])
+            train_y.append(r[metric])
+        if r.get(f"val_{metric}") is not None:
+            val_x.append(r["epoch"])
+            val_y.append(r[f"val_{metric}"])
+    xmax = max(epochs or 0, max((r["epoch"] for r in rows), default=1.0), 1.0)
+    layout = dict(shell["layout"], xaxis=dict(shell["layout"]["xaxis"], range=[0, xmax]))
+    data = [dict(shell["data"][0], x=train_x, y=train_y), dict(shell["data"][1], x=val_x, y=val_y)]
+    return json.dumps({"data": data, "layout": layout}, separators=(",", ":"))
+
+
+@functools.lru_cache(maxsize=64)
+def _shell(metric: str, epochs, fine_tune_from, num_classes, empty: bool) -> dict:
+    """The plotly JSON of a chart with no points (its layout, lines and notes), built once per shape."""
+    rows = [] if empty else [{"epoch": 0.0}]  # not empty: without the "press Train" note
+    fig = (accuracy_figure(rows, epochs, fine_tune_from, num_classes) if metric == "accuracy"
+           else loss_figure(rows, epochs, fine_tune_from))
+    return json.loads(fig.to_json())
 
 
 def class_counts_figure(counts: dict[str, int]) -> go.Figure:

@@ -1,7 +1,7 @@
 """JobManager: the single owner of the accelerator.
 
 One worker thread per slot trains one job at a time: one slot by default; on a machine of several
-accelerators one per device (lab.backend.job_slots: each student's job on a device of its own, all
+accelerators one per device (lab.slots.job_slots: each student's job on a device of its own, all
 at once), and VISION_LAB_JOBS_PER_DEVICE slots per device where several small jobs keep a device
 busier than one. Jobs queue round robin between students (each job gets
 a turn: a student's next job waits for everyone else's current one, and a student new to the queue
@@ -14,65 +14,42 @@ and add `rules` every submitted job must pass (the class's locks). Every request
 passes its `owner`: another student's job gets exactly the answer a missing one gets.
 
 With several slots, what is process-wide is shared with care: each worker enters its runtime's
-`job_scope` (Keras keeps its dtype policy and distribution per thread), lab.backend.job_memory drops
+`job_scope` (Keras keeps its dtype policy and distribution per thread), lab.job_memory.job_memory drops
 only its own thread's gradient functions, and the part of a job that draws from the global random
 seeds (set_random_seed, building the model and the input pipelines) runs one job at a time
-(`_seeded`), so a seed gives the same starting weights and shuffle as when the job trains alone.
+(lab.slots.seeded_start), so a seed gives the same starting weights and shuffle as when the job trains alone.
+
+JobManager decides which job trains when, and on which slot; what the worker then does with it (the
+dataset, training, saving and evaluating the run, the student's message) is lab.job_run's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import secrets
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
 
-from lab import backend, downloads, evaluation
-from lab.eta import Estimator, start_in
+from lab import backend, job_memory, job_run
 from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
+from lab.eta import Estimator, start_in
 from lab.hparams import HParams
+from lab.job_run import Job
 from lab.pipeline import TrainingError
-from lab.training import DIVERGED, TrainingLog
+from lab.slots import job_scope, plan_slots, seeded_start
+from lab.training import TrainingLog
 
 log = logging.getLogger(__name__)
 MAX_QUEUE = 100  # jobs waiting at once for the whole class (a lecture hall); the teacher can raise it
 PER_STUDENT = 1  # queued or running jobs per student (the page shows one job; a script may be allowed more)
 TRAINER_NICE = 10  # the trainer thread's lower priority: the web server answers while the cores train
-# Jobs are trained past their seeded start (set_random_seed, model, pipelines) once the training
-# callback has begun (lab.training.MetricsCallback.on_train_begin sets these); `_seeded` waits for it.
-TRAINING_PHASES = ("training", "fine-tuning")
-SEEDED_MAX_S = 60.0  # never hold the other slots longer than this for one job's seeded start
-# One seeded start at a time in the whole process: Python's, NumPy's and TensorFlow's global seeds are
-# process-wide, and Keras draws its initialisers' seeds from Python's (keras.random.make_default_seed).
-_SEEDED = threading.Lock()
 
 
 class JobError(ValueError):
     """A job request was refused; the message says why."""
-
-
-@dataclass
-class Job:
-    job_id: str
-    owner: str
-    hparams: HParams
-    state: str = "queued"  # queued, running, done, stopped, failed
-    message: str = "waiting for the accelerator"
-    run_id: str | None = None
-    created: float = field(default_factory=time.time)
-    started: float | None = None
-    finished: float | None = None
-    log: TrainingLog = field(default_factory=TrainingLog)
-    stopped_by: str = ""  # who stopped it, when not its student ("the teacher", "the time limit of 60 s")
-    turn: int = 0  # its round in the round robin: the queue runs by (turn, seq)
-    seq: int = 0  # the order it was submitted in
-    live_measured: bool = False  # its speed has refined the ETA while it runs (_measure_live)
-    slot: int | None = None  # the worker (slot) that trains it, once running
 
 
 class JobManager:
@@ -92,7 +69,7 @@ class JobManager:
         slots: how many jobs train at once, and on what. None or 1: one worker on `runtime()`; an
             int k: k workers sharing `runtime()` (k jobs at once on the same devices); a list: one
             worker per entry, each a lab.backend.Runtime or a zero-argument callable returning one
-            (lab.backend.job_slots(): one per device, times the jobs per device). Entries that are
+            (lab.slots.job_slots(): one per device, times the jobs per device). Entries that are
             the same object share a device: an idle machine puts jobs on its least busy device first.
     """
 
@@ -109,7 +86,7 @@ class JobManager:
         self._seq = 0
         self._turn = 0  # the turn of the job that started last
         self._last_turn: dict[str, int] = {}  # owner -> the turn of their newest job (only while >= _turn)
-        self._slots = _plan_slots(runtime, slots)  # [(device key, zero-argument callable -> runtime)]
+        self._slots = plan_slots(runtime, slots)  # [(device key, zero-argument callable -> runtime)]
         self._running: dict[int, Job] = {}  # slot -> the job it trains
         self._busy: dict[int, int] = {}  # device key -> jobs training there
         self._idle: dict[int, int] = {}  # slot -> its device key, while the slot's worker waits for work
@@ -313,11 +290,11 @@ class JobManager:
             if job is None:
                 self._warm_up(warm, runtime)
                 continue
-            limit = self._time_limit(job)
+            limit = job_run.time_limit(job, self.job_seconds)
             backend.lower_priority(self._nice)  # pools the framework started since the last job too
             try:
-                with backend.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
-                    self._run(job, runtime)
+                with job_memory.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
+                    job_run.run(job, runtime, self._train, self.catalog, self.runs, shared=len(self._slots) > 1)
             except Exception as e:  # a failed job must never take the worker down
                 log.error("job %s failed:\n%s", job.job_id, traceback.format_exc())
                 job.state, job.message = "failed", _plain(e)
@@ -342,36 +319,6 @@ class JobManager:
     def _job_waiting(self) -> bool:
         """A queued job that no idle worker is about to take (under the lock): a warm-up gives way."""
         return bool(self._queue) and not self.paused and len(self._queue) > len(self._idle)
-
-    @contextlib.contextmanager
-    def _seeded(self, job_log: TrainingLog):
-        """Around a call of the training function, with several slots: from its start until it trains
-        (its callback has begun: TRAINING_PHASES, or an epoch is known), no other job is in the same
-        stretch. That stretch sets the global random seeds and draws from them (starting weights,
-        shuffling, augmentation's seeds), so two jobs starting together neither change each other's
-        draws nor make a seed give other weights than when it trains alone. Compiling and training
-        run at once. With one slot there is nobody to wait for."""
-        if len(self._slots) < 2:
-            yield
-            return
-        _SEEDED.acquire()
-        done = threading.Event()
-        progress = job_log.progress
-
-        def release_once_training():
-            deadline = time.monotonic() + SEEDED_MAX_S
-            try:
-                while not done.wait(0.005):
-                    if progress.phase in TRAINING_PHASES or progress.epoch is not None or time.monotonic() > deadline:
-                        break
-            finally:
-                _SEEDED.release()
-
-        threading.Thread(target=release_once_training, name="vision-lab-seeded", daemon=True).start()
-        try:
-            yield
-        finally:
-            done.set()
 
     # -- warming up -------------------------------------------------------
     def warm_up(self, hparams: HParams) -> None:
@@ -404,11 +351,11 @@ class JobManager:
         watcher.start()
         what = ""
         try:
-            with backend.job_memory():
+            with job_memory.job_memory():
                 data = self.catalog.load(hp.dataset, None)
                 one_epoch = dataclasses.replace(hp, epochs=1, fine_tune_epochs=0)
                 rt = runtime()
-                with _job_scope(rt), self._seeded(warm_log):
+                with job_scope(rt), seeded_start(warm_log.progress, shared=len(self._slots) > 1):
                     (self._train or training.fit)(one_epoch, rt, warm_log, data=data)
             p = warm_log.progress  # the machine's speed for the default job: the first ETAs' measure
             if p.images_per_sec and p.steps_per_epoch:
@@ -444,107 +391,10 @@ class JobManager:
         self.estimator.record(job.hparams, p.images_per_sec, images,
                               wall_s=(job.finished - job.started) if whole else None, epochs=p.epoch if whole else None)
 
-    def _time_limit(self, job: Job) -> threading.Timer | None:
-        """A timer that stops `job` when the teacher's time limit (read as the job starts) runs out."""
-        seconds = self.job_seconds
-        if not seconds:
-            return None
-
-        def time_up():
-            if job.state == "running":
-                job.stopped_by = f"the time limit ({seconds:g} s a job)"
-                job.log.stop.set()
-                job.message = "stopping: the time limit is reached…"
-
-        timer = threading.Timer(seconds, time_up)
-        timer.daemon = True
-        timer.start()
-        return timer
-
-    def _run(self, job: Job, runtime) -> None:
-        progress = job.log.progress
-        progress.phase = "starting the accelerator"
-        rt = runtime()
-        with _job_scope(rt):  # this slot's device(s) and precision, in this thread
-            self._train_and_save(job, rt)
-
-    def _train_and_save(self, job: Job, runtime) -> None:
-        from lab import training
-
-        train = self._train or training.fit
-        progress = job.log.progress
-        progress.update(accelerator=runtime.summary(), phase="loading the dataset")
-
-        def downloading(title: str, fraction: float) -> None:
-            progress.update(phase=f"downloading {title} (once; later runs reuse it)", fraction=round(fraction, 3))
-
-        with downloads.reporting(downloading):
-            data = self.catalog.load(job.hparams.dataset, job.owner)
-        progress.fraction = None
-        started = time.perf_counter()
-        with self._seeded(job.log):
-            result = train(job.hparams, runtime, job.log, data=data)
-        train_seconds = round(time.perf_counter() - started, 2)  # the runs board's "training time"
-        if not job.log.rows:
-            job.state = "failed" if result.diverged else "stopped"
-            job.message = DIVERGED if result.diverged else _by(job, "stopped before the first measurement; nothing to keep")
-            return
-        state = "diverged" if result.diverged else "stopped" if result.stopped else "done"
-        progress.phase = "saving the run"
-        job.run_id = self.runs.save(
-            owner=job.owner, hparams=job.hparams, metrics=job.log.snapshot(), model=result.model,
-            class_names=result.class_names, look=data.look, state=state,
-            dataset_title=self.catalog.title(job.hparams.dataset, job.owner),
-            train_seconds=train_seconds, images_per_second=progress.images_per_sec,
-        )
-        # Evaluated here, on the accelerator, before the job ends: watchers of an ended job find it saved.
-        verdict = evaluation.after_job(self.runs, job.run_id, result.model, data, job.hparams, job.log.rows, state,
-                                       job.hparams.batch_size * runtime.replicas, progress)
-        if result.diverged:
-            job.state, job.message = "failed", f"{DIVERGED}. The last good weights were kept as a run you can try."
-        elif result.stopped:
-            job.state, job.message = "stopped", _by(job, "the partial run was kept: try it in the Try tab")
-        else:
-            job.state, job.message = "done", "saved; try it in the Try tab"
-        budget = getattr(self.runs, "budget", None)  # lab.storage.DiskBudget: the class's storage was full
-        if budget is not None and (note := budget.note(job.run_id)):
-            job.message = f"{job.message.rstrip('.')}. {note}"
-        job.message += verdict  # plain words when the run is near chance, measured on few pictures, or overfits
-        progress.phase = job.state
-
     def _forget_old(self) -> None:
         ended = [j for j in self._jobs.values() if j.state not in ACTIVE]
         for j in sorted(ended, key=lambda j: j.created)[: max(0, len(ended) - self._keep)]:
             del self._jobs[j.job_id]
-
-
-def _plan_slots(runtime, slots) -> list[tuple[int, object]]:
-    """JobManager's `slots` as [(device key, zero-argument callable returning the slot's runtime)]."""
-    if slots is None:
-        slots = 1
-    if isinstance(slots, int):
-        if slots < 1:
-            raise ValueError(f"slots must be 1 or more, not {slots}")
-        return [(0, runtime)] * slots
-    keys: dict[int, int] = {}
-    plan = []
-    for entry in slots:
-        key = keys.setdefault(id(entry), len(keys))  # the same object: the same device
-        plan.append((key, entry if callable(entry) else (lambda rt=entry: rt)))
-    if not plan:
-        raise ValueError("slots must name at least one runtime")
-    return plan
-
-
-def _job_scope(runtime):
-    """The runtime's job_scope (lab.backend.Runtime); nothing for tests' stand-ins that have none."""
-    scope = getattr(runtime, "job_scope", None)
-    return scope() if callable(scope) else contextlib.nullcontext()
-
-
-def _by(job: Job, message: str) -> str:
-    """A stopped job's message, saying who stopped it when it was not its student."""
-    return f"stopped by {job.stopped_by}: {message}" if job.stopped_by else message
 
 
 def _plain(e: Exception) -> str:

@@ -46,11 +46,12 @@ def main() -> None:
     args = p.parse_args()
 
     t0 = time.perf_counter()
-    from lab import backend
+    from lab import backend, job_memory
+    from lab.slots import job_slots
 
     backend.configure(args.backend)
     rt = backend.runtime()  # in the main thread, as lab_app.build_app does
-    slots = backend.job_slots(rt)
+    slots = job_slots(rt)
 
     import keras
     import numpy as np
@@ -60,7 +61,7 @@ def main() -> None:
     from lab.jobs import JobManager
     from lab.runs import RunStore
 
-    registry = backend._gradient_registry()
+    registry = job_memory._gradient_registry()
     registry_before = set(registry) if registry is not None else set()
     data = datasets.load("digits")
     records: dict[int, dict] = {}
@@ -158,7 +159,7 @@ def main() -> None:
         job = spread.wait(spread.submit("carol", validate({"epochs": 1, "seed": 21})).job_id, 240)
         result["spread"] = {"state": job.state, "message": job.message, **records.get(21, {})}
 
-    registry = backend._gradient_registry()
+    registry = job_memory._gradient_registry()
     result["registry_left"] = sorted(n for n in (registry or ()) if n not in registry_before
                                      and n.startswith("CustomGradient-"))
     result["total_s"] = round(time.perf_counter() - t0, 2)

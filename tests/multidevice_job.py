@@ -96,6 +96,7 @@ def main() -> None:
         fit_stopped=fit.stopped,
         fit_diverged=fit.diverged,
         progress_replicas=log.progress.replicas,
+        input=log.progress.input,  # lab.feed: the digits stay on the devices (a copy on each replica)
         variable_devices=_variable_devices(fit.model, rt.backend),
     )
 

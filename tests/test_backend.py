@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from lab import backend
+from lab import backend, slots
 from lab.backend import Choice, Facts, Runtime
 
 TPU_VARS = ("TPU_NAME", "COLAB_TPU_ADDR", "TPU_ACCELERATOR_TYPE")
@@ -457,7 +457,7 @@ def test_the_summary_names_a_mixed_policy():
 ])
 def test_the_job_plan_follows_the_devices_and_the_settings(backend_name, kind, count, env, mode, at_once):
     rt = Runtime(backend_name, kind, count)
-    rt.job_mode, rt.jobs_per_device, why = backend.job_plan(rt, env)
+    rt.job_mode, rt.jobs_per_device, why = slots.job_plan(rt, env)
     assert (rt.job_mode, rt.jobs_at_once) == (mode, at_once), why
     assert why and ("one job per device" in rt.summary()) == (mode == "device" and count > 1)
     assert rt.describe()["jobs_at_once"] == at_once and rt.describe()["job_mode"] == mode
@@ -468,23 +468,23 @@ def test_the_job_plan_follows_the_devices_and_the_settings(backend_name, kind, c
                                  {"VISION_LAB_JOBS_PER_DEVICE": "two"}])
 def test_a_wrong_job_setting_is_a_clear_error(env):
     with pytest.raises(ValueError, match="VISION_LAB_JOB"):
-        backend.job_plan(Runtime("jax", "cpu", 1), env)
+        slots.job_plan(Runtime("jax", "cpu", 1), env)
 
 
 def test_job_slots_repeat_each_device_for_its_jobs_devices_first(monkeypatch):
     one = Runtime("jax", "NVIDIA H200", 1, jobs_per_device=3)
-    assert backend.job_slots(one) == [one, one, one]  # three jobs at once on the one GPU, sharing its runtime
+    assert slots.job_slots(one) == [one, one, one]  # three jobs at once on the one GPU, sharing its runtime
     many = Runtime("jax", "TPU v4", 2, job_mode="device", jobs_per_device=2)
     pinned = [dataclasses.replace(many, device_count=1, device_index=i, device_count_of_machine=2) for i in range(2)]
-    monkeypatch.setattr(backend, "device_runtimes", lambda rt=None: pinned)
-    slots = backend.job_slots(many)
-    assert [s.device_index for s in slots] == [0, 1, 0, 1] and slots[0] is slots[2]
+    monkeypatch.setattr(slots, "device_runtimes", lambda rt=None: pinned)
+    plan = slots.job_slots(many)
+    assert [s.device_index for s in plan] == [0, 1, 0, 1] and plan[0] is plan[2]
     assert pinned[1].summary().startswith("TPU v4 (device 2 of 2) · Keras jax backend")  # the job's status line
 
 
 def test_a_single_device_runtime_is_its_own_device_runtime():
     rt = Runtime("tensorflow", "CPU", 1)
-    assert backend.device_runtimes(rt) == [rt]
+    assert slots.device_runtimes(rt) == [rt]
 
 
 def test_job_scope_sets_the_policy_in_the_calling_thread_only():

@@ -6,9 +6,12 @@ Its modules form layers, lowest first. A module imports engine modules only from
 own (imports inside functions count), so no engine module imports one above it and there is no
 import circle of any length:
 
-    0 foundations   images, archive, storage, backend, charts, admission, optimizers, contract, colab,
-                    eta (how long jobs take here: the queue's ETA) (no engine imports)
-    1 shared types  dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
+    0 foundations   images, archive, storage, charts, admission, optimizers, contract, colab,
+                    eta (how long jobs take here: the queue's ETA), slots (how the class's jobs share the
+                    devices and the process), job_memory (what a finished job's graphs hold, given back)
+                    (no engine imports)
+    1 shared types  backend (the Keras backend, the devices, the precision; the job plan from slots),
+                    dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
                     pipeline (pixel scaling, tf.data batches, TrainingError, the loss), captures, inference
     2 loaders       downloads (the built-ins Keras fetches), image_folder (a student's zip), features;
                     explain (where the model looks: a heatmap beside inference's prediction);
@@ -19,8 +22,10 @@ import circle of any length:
                     matrix and mistakes: numpy around one model call, on the split lab.datasets makes)
     6 comparing     compare (what a run is called, which knobs differ between runs)
     7 work          training, runs
-    8 queue         jobs; model_card (what a download holds, its card and snippet: text about a saved run)
-    9 class         classroom (the teacher's locks, preset, limits and board: it steers the queue);
+    8 a job         job_run (one job in its worker: dataset, training, the saved and evaluated run);
+                    model_card (what a download holds, its card and snippet: text about a saved run)
+    9 queue         jobs (JobManager: which job trains when, and on which slot)
+   10 class         classroom (the teacher's locks, preset, limits and board: it steers the queue);
                     export (a run's downloads: .keras, SavedModel, TFLite, with the model card)
 
 models/ sits beside layer 0: the engine may import it, and it imports nothing from lab/.
@@ -36,15 +41,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
-    ("images", "archive", "storage", "backend", "charts", "admission", "optimizers", "contract", "colab", "eta"),
-    ("dataset_base", "pipeline", "captures", "inference"),
+    ("images", "archive", "storage", "charts", "admission", "optimizers", "contract", "colab", "eta", "slots",
+     "job_memory"),
+    ("backend", "dataset_base", "pipeline", "captures", "inference"),
     ("downloads", "image_folder", "features", "explain", "feed"),
     ("datasets",),
     ("user_datasets", "augment"),
     ("hparams", "evaluation"),
     ("compare",),
     ("training", "runs"),
-    ("jobs", "model_card"),
+    ("job_run", "model_card"),
+    ("jobs",),
     ("classroom", "export"),
 )
 LAYER = {name: i for i, names in enumerate(LAYERS) for name in names}
@@ -145,7 +152,8 @@ def test_importing_and_training_with_the_engine_loads_no_gradio():
 
 
 @pytest.mark.parametrize("module", ["lab.images", "lab.archive", "lab.image_folder", "lab.hparams", "lab.storage", "lab.datasets", "lab.downloads",
-                                    "lab.user_datasets", "lab.captures", "lab.dataset_base", "lab.optimizers"])
+                                    "lab.user_datasets", "lab.captures", "lab.dataset_base", "lab.optimizers", "lab.slots",
+                                    "lab.job_memory"])
 def test_light_engine_modules_load_no_ui_or_ml_framework(module):
     """Reading images, zips and settings must not pay for (or depend on) TensorFlow or Gradio."""
     code = (f"import sys, {module}; "

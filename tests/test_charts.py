@@ -2,6 +2,9 @@
 
 import math
 
+import numpy as np
+import pytest
+
 from lab import charts
 
 ROWS = [
@@ -42,3 +45,31 @@ def test_running_past_the_planned_epochs_widens_the_axis():
 def test_class_counts_chart():
     fig = charts.class_counts_figure({"cat": 3, "dog": 5})
     assert list(fig.data[0].x) == ["cat", "dog"] and list(fig.data[0].y) == [3, 5]
+
+
+def _plain(value):
+    """Plotly JSON with its typed arrays ({"dtype", "bdata"}) decoded to lists, for comparing."""
+    import base64
+
+    if isinstance(value, dict):
+        if set(value) >= {"dtype", "bdata"}:
+            return np.frombuffer(base64.b64decode(value["bdata"]), dtype=value["dtype"]).tolist()
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("n, fine_tune_from, num_classes", [(0, None, 10), (7, None, 10), (40, 3, 3), (12, None, None)])
+def test_the_live_charts_json_is_the_full_builders_figure(n, fine_tune_from, num_classes):
+    import json
+
+    rows = [{"step": i, "epoch": i / 4, "loss": 2 / i, "accuracy": 1 - 1 / i,
+             **({"val_loss": 3 / i, "val_accuracy": 0.5 + i / 100} if i % 4 == 0 else {})} for i in range(1, n + 1)]
+    for metric, full in (("loss", charts.loss_figure(rows, 6, fine_tune_from)),
+                         ("accuracy", charts.accuracy_figure(rows, 6, fine_tune_from, num_classes))):
+        live = json.loads(charts.live_json(rows, metric, 6, fine_tune_from, num_classes))
+        assert _plain(live) == _plain(json.loads(full.to_json())), (metric, n)
+    last = n / 4 + 1.5  # a point past the planned epochs (and past every row): the axis follows it
+    longer = rows + [{"step": 999, "epoch": last, "loss": 0.1, "accuracy": 0.9}]
+    assert json.loads(charts.live_json(longer, "loss", 6))["layout"]["xaxis"]["range"] == [0, max(6, last)]

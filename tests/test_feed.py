@@ -17,22 +17,48 @@ def test_device_images_give_the_pipelines_scaled_images_for_their_indices(runtim
     assert got.dtype == np.float32 and np.array_equal(got, want)  # bit for bit: the Try tab's scaling
 
 
-def test_the_index_pipelines_hold_the_image_pipelines_epochs_index_for_image():
+def epoch_of(ds) -> list[tuple]:
+    """One epoch of a tf.data pipeline or an IndexBatches, as numpy tuples (what Keras' loop pulls)."""
+    if isinstance(ds, feed.IndexBatches):
+        batches = [ds[i] for i in range(len(ds))]
+        ds.on_epoch_end()  # as Keras' loop does after each epoch
+        return batches
+    return [tuple(t.numpy() for t in b) for b in ds]
+
+
+def test_the_index_pipelines_give_every_index_each_epoch_in_full_reshuffled_batches():
     rng = np.random.default_rng(1)
     x = rng.integers(0, 256, size=(70, 4, 4, 1), dtype=np.uint8)
     y = rng.integers(0, 3, size=70)
     train_idx, val_idx = np.arange(5, 53), np.arange(53, 70)  # a split does not start at 0
-    idx_train, idx_val = feed.index_pipelines(train_idx, y[train_idx], val_idx, y[val_idx], 32, seed=3)
+    train, val = feed.index_pipelines(train_idx, y[train_idx], val_idx, y[val_idx], 32, seed=3)
+    orders = []
+    for _ in range(3):
+        epoch = epoch_of(train)
+        assert [b[0].shape for b in epoch] == [(32,)] * 2  # fixed shapes: 48 images in 2 batches of 32
+        for i, yi in epoch:
+            assert np.array_equal(y[i], yi) and len(set(i)) == 32  # labels with their images; no repeat in a batch
+        assert set(np.concatenate([b[0] for b in epoch])) == set(train_idx)
+        orders.append(np.concatenate([b[0] for b in epoch]))
+    assert not np.array_equal(orders[0], orders[1]) and not np.array_equal(orders[1], orders[2])
+    again = feed.index_pipelines(train_idx, y[train_idx], val_idx, y[val_idx], 32, seed=3)[0]
+    if isinstance(again, feed.IndexBatches):  # numpy's order comes from (seed, epoch) alone: the same run again
+        assert np.array_equal(np.concatenate([b[0] for b in epoch_of(again)]), orders[0])
+    (vi, vy, vw), = epoch_of(val)  # 17 validation images padded to one batch of 32 with zero weight
+    assert vi.shape == (32,) and set(vi[:17]) == set(val_idx) and vw.sum() == 17 and np.array_equal(y[vi], vy)
+
+
+def test_on_tensorflow_the_index_pipeline_is_the_image_pipeline_index_for_image():
+    rng = np.random.default_rng(1)
+    x = rng.integers(0, 256, size=(70, 4, 4, 1), dtype=np.uint8)
+    y = rng.integers(0, 3, size=70)
+    train_idx = np.arange(5, 53)
+    idx_train = feed._whole_epoch_batches(train_idx.astype(np.int32), y[train_idx], 32, seed=3)
     img_train = pipeline.make_train_pipeline(x[train_idx], y[train_idx], 32, seed=3)
     for _ in range(2):  # two epochs: reshuffled alike
-        pairs = list(zip(idx_train, img_train))
-        assert len(pairs) == 2
-        for (i, yi), (im, ym) in pairs:
-            i = i.numpy()
-            assert i.shape == (32,) and np.array_equal(yi.numpy(), ym.numpy()) and np.array_equal(y[i], yi.numpy())
-            assert np.array_equal(pipeline.to_model_range(x[i]).numpy(), im.numpy())
-    (vi, vy, vw), = list(idx_val)  # 17 validation images padded to one batch of 32 with zero weight
-    assert vi.shape == (32,) and set(vi.numpy()[:17]) == set(val_idx) and vw.numpy().sum() == 17
+        for (i, yi), (im, ym) in zip(idx_train, img_train):
+            assert np.array_equal(yi.numpy(), ym.numpy())
+            assert np.array_equal(pipeline.to_model_range(x[i.numpy()]).numpy(), im.numpy())
 
 
 class Ready:

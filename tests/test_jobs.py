@@ -199,10 +199,10 @@ def test_a_real_job_leaves_no_train_graph_behind(runtime, tmp_path):
     its closure holds the whole train graph (about 4.5 MB a job, forever). The worker drops what its job added."""
     import weakref
 
-    from lab import backend, training
+    from lab import job_memory, training
     from lab.runs import RunStore
 
-    registry = backend._gradient_registry()
+    registry = job_memory._gradient_registry()
     before = set(registry)
     held = []  # weak references to the gradient functions the job registered: they hold its graphs
 
@@ -226,9 +226,9 @@ def test_job_memory_drops_only_its_own_threads_gradient_functions_when_jobs_over
     that one may be about to use (a gradient function is looked up while its step is traced)."""
     import tensorflow as tf
 
-    from lab import backend
+    from lab import job_memory
 
-    registry = backend._gradient_registry()
+    registry = job_memory._gradient_registry()
     a_in, b_registered, a_done = threading.Event(), threading.Event(), threading.Event()
     names = {}
 
@@ -237,7 +237,7 @@ def test_job_memory_drops_only_its_own_threads_gradient_functions_when_jobs_over
         tf.RegisterGradient(names[label])(lambda op, grad: grad)
 
     def job_a():  # starts first, ends first
-        with backend.job_memory():
+        with job_memory.job_memory():
             a_in.set()
             b_registered.wait(5)
             register("a")
@@ -245,7 +245,7 @@ def test_job_memory_drops_only_its_own_threads_gradient_functions_when_jobs_over
 
     def job_b():  # starts while a runs, registers, and is still tracing when a ends
         a_in.wait(5)
-        with backend.job_memory():
+        with job_memory.job_memory():
             register("b")
             b_registered.set()
             a_done.wait(5)
@@ -407,7 +407,7 @@ def test_ended_jobs_are_forgotten_beyond_keep_finished():
 
 # -- several jobs at once: one worker per slot (issue 17) ----------------------------------
 class DeviceRuntime:
-    """A stand-in for a Runtime pinned to one device (lab.backend.device_runtimes)."""
+    """A stand-in for a Runtime pinned to one device (lab.slots.device_runtimes)."""
 
     replicas = 1
 
@@ -530,7 +530,7 @@ def test_eta_start_in_fills_the_first_free_slot():
 
 def test_jobs_starting_together_draw_the_same_random_numbers_as_alone():
     """set_random_seed and the model's and pipelines' draws are process-wide: a job's seeded start runs
-    alone (lab.jobs._seeded) until its training begins, so a seed means the same weights at once."""
+    alone (lab.slots.seeded_start) until its training begins, so a seed means the same weights at once."""
     import random
 
     draws, training = {}, {}

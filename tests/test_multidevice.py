@@ -63,6 +63,7 @@ def test_training_is_spread_over_two_replicas(name):
     assert r["backend"] == r["keras_backend"] == r["choice"] == name
     assert r["device_count"] == 2 and r["replicas"] == 2
     assert r["progress_replicas"] == 2  # what the Train tab is told
+    assert r["input"] == "on the device"  # the device-resident path (lab.feed), under the distribution
     assert r["variable_devices"] == 2  # the weights really are on both devices
     assert r["notes"], "the runtime should say how it spread the work"
     # global batch = per-device batch x replicas, static: every epoch has the same steps
@@ -215,13 +216,13 @@ def test_concurrent_jobs_keep_the_round_robin_and_are_all_saved_and_learn(name):
         assert job["val_accuracy"] > 0.5, (key, job["val_accuracy"])  # chance is 0.1
         assert job["loaded_accuracy"] == pytest.approx(job["val_accuracy"], abs=1e-6)  # the saved model is the one trained
         assert job["evaluated"]  # evaluated in the worker, before the job ended
-    assert r["registry_left"] == []  # every job's gradient functions were dropped (lab.backend.job_memory)
+    assert r["registry_left"] == []  # every job's gradient functions were dropped (lab.job_memory.job_memory)
 
 
 @two_devices
 def test_a_seed_gives_the_same_run_beside_another_job_as_alone(name):
     """set_random_seed and the draws of building a model are process-wide: two jobs starting together
-    take turns for that part (lab.jobs._seeded), so each trains exactly as it does alone."""
+    take turns for that part (lab.slots.seeded_start), so each trains exactly as it does alone."""
     r = run_concurrent(name)
     for key, alone in r["alone"].items():
         assert alone["state"] == "done"

@@ -85,7 +85,7 @@ def test_job_status_since_sends_only_the_newer_metric_rows():
 
 
 def test_launch_freezes_the_start_up_heap_and_gradio_summarises_rarely(monkeypatch):
-    """The full collections that block every request while a job ends (py-spy: 0.3-0.5 s each, lab.backend.job_memory)
+    """The full collections that block every request while a job ends (py-spy: 0.3-0.5 s each, lab.job_memory.job_memory)
     walk only what was made after start-up; Gradio's analytics summary is not rebuilt after every poll."""
     import gc
     import os
