@@ -68,7 +68,7 @@ def main() -> None:
 
     def devices_of(value) -> list[str]:
         if hasattr(value, "devices"):  # a jax.Array
-            return sorted(str(d) for d in value.devices())
+            return sorted(f"{d.platform}:{d.id}" for d in value.devices())  # str(d) is TFRT_CPU_0 on older JAX
         values = getattr(value, "values", None)  # a MirroredVariable: one copy per replica
         if values is not None:
             return sorted(str(v.device) for v in values)
