@@ -106,9 +106,12 @@ def test_capture_two_classes_from_the_webcam_and_train(page):
     sync_api.expect(page.locator(HOLD)).to_contain_text("press again to stop")
     page.wait_for_function(f"() => ({COUNTS_JS})().right >= 6", timeout=UI_TIMEOUT_MS, polling=200)  # the count grows live
     page.keyboard.press("Space")
-    sync_api.expect(page.locator(STATUS)).to_contain_text("into right")
+    # Wait for Stop's own reply: "Recording into right" (the press's) also says "into right", and a
+    # count read before Stop arrived could still grow.
+    sync_api.expect(page.locator(STATUS)).to_contain_text(re.compile(r"Recorded \d+ frames? into right"))
     wait_idle(page)
     right = counts(page)["right"]
+    assert f"Recorded {right} frames into right" in page.locator(STATUS).inner_text(), counts(page)
     # The stream keeps running, but nothing more is kept: wait for the page to send five more frames.
     sent = []
     page.on("request", lambda r: sent.append(r.url) if r.method == "POST" and "/gradio_api/" in r.url else None)
