@@ -97,7 +97,7 @@ class MetricsCallback(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._epoch = 0
         self._next = self.every
-        self._good_weights = self._weights_model().get_weights()
+        self._good_weights = self._snapshot()
         self._first_epoch = True
         self.log.progress.update(phase=self.phase, steps_per_epoch=self.steps_per_epoch)
         # a follow-up fit (fine-tuning) keeps the position the previous one reached
@@ -152,7 +152,7 @@ class MetricsCallback(keras.callbacks.Callback):
             return
         row = self._record(self.steps_per_epoch, logs, val=True)
         if row is not None and not self.log.diverged:
-            self._good_weights = self._weights_model().get_weights()
+            self._good_weights = self._snapshot()
 
     def on_test_batch_end(self, batch, logs=None):
         if self.log.stop.is_set():  # Stop also cuts the validation pass short
@@ -160,7 +160,14 @@ class MetricsCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None):
         if self.log.diverged and self._good_weights is not None:
-            self._weights_model().set_weights(self._good_weights)  # keep the last finite weights
+            for variable, value in zip(self._weights_model().weights, self._good_weights):
+                variable.assign(value)  # keep the last finite weights
+        self._good_weights = None
+
+    def _snapshot(self) -> list:
+        """A copy of the weights that stays on the device: no host read-back, and no wait for the
+        steps still queued there (get_weights() would do both, every epoch)."""
+        return [keras.ops.copy(variable.value) for variable in self._weights_model().weights]
 
     def _record(self, step_in_epoch: int, logs: dict, at: float | None = None, val: bool = False) -> dict | None:
         """Append the row for `step_in_epoch`; `at`: when that step's call came (the speed's clock)."""
