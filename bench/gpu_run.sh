@@ -6,6 +6,7 @@
 #   bash bench/gpu_run.sh install      join the chunks, install into /tmp/site, check the imports
 #   bash bench/gpu_run.sh benchA|benchB  run the benchmarks, logs into $OUT
 #   bash bench/gpu_run.sh concurrent     bench/concurrent_jobs.py: several jobs at once on the GPU (issue 17)
+#   bash bench/gpu_run.sh feed-quick / augment   issue 19: device-resident input; augmentation on the device
 # Every step is bounded by `timeout` so one hang does not cost the whole call.
 set -u
 OUT=${OUT:-/tmp/out}
@@ -71,6 +72,10 @@ feed-quick)  # the feed step's three overhead runs alone (~2.5 min)
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 512 --epochs 6 --bare-input arrays --bare-no-validation
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model small_cnn --batch-size 128 --epochs 5
   step feed.log 100 $PY bench/gpu_bench.py overhead $O --model resnet --batch-size 512 --epochs 4
+  step augment.log 100 $PY bench/device_augment.py --backend jax --synthetic 20000 --batch-size 128 --epochs 4 --rounds 2
+  ;;
+augment)  # augmentation on the device vs tf.data on the host, CIFAR-sized (~1.5 min)
+  step augment.log 100 $PY bench/device_augment.py --backend jax --synthetic 20000 --batch-size 128 --epochs 4 --rounds 2
   ;;
 bare)
   step bare.log 300 $PY bench/gpu_bench.py bare-arrays --models mlp small_cnn --epochs 8

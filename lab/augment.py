@@ -46,6 +46,10 @@ class Augmentation:
     # Keras 3.13's RandAugment fails on one channel (fixed later): grey images go through it as
     # grey RGB (three equal channels stay equal through its operations), then back to one channel.
     needs_rgb: bool = False
+    # The layer also runs inside a compiled step on the device (lab.feed.on_device): Keras core,
+    # backend-neutral ops, per image. Not RandAugment (its Equalization unrolls a 256-step loop
+    # per channel outside TensorFlow), keras-cv's (TensorFlow only) or the mixers (they need labels).
+    on_device: bool = False
 
 
 def _fill(look: ImageLook) -> str:
@@ -93,34 +97,34 @@ def _rand_augment(strength: float, seed: int) -> keras.layers.Layer:
 AUGMENTATIONS: dict[str, Augmentation] = {
     "augment_flip": Augmentation(
         "Flip", lambda s, seed, look: keras.layers.RandomFlip("horizontal", seed=seed),
-        lambda s: "mirrored left-right half the time"),
+        lambda s: "mirrored left-right half the time", on_device=True),
     "augment_rotation": Augmentation(
         "Rotation", lambda s, seed, look: keras.layers.RandomRotation(s, fill_mode=_fill(look), seed=seed),
-        lambda s: f"rotated by up to ±{s * 360:.0f}°"),
+        lambda s: f"rotated by up to ±{s * 360:.0f}°", on_device=True),
     "augment_zoom": Augmentation(
         "Zoom", lambda s, seed, look: keras.layers.RandomZoom((-s, s), fill_mode=_fill(look), seed=seed),
-        lambda s: f"zoomed in or out by up to {s:.0%}"),
+        lambda s: f"zoomed in or out by up to {s:.0%}", on_device=True),
     "augment_translate": Augmentation(
         "Shift", lambda s, seed, look: keras.layers.RandomTranslation(s, s, fill_mode=_fill(look), seed=seed),
-        lambda s: f"shifted by up to {s:.0%} of their size"),
+        lambda s: f"shifted by up to {s:.0%} of their size", on_device=True),
     "augment_contrast": Augmentation(
         "Contrast", lambda s, seed, look: keras.layers.RandomContrast(s, value_range=VALUE_RANGE, seed=seed),
-        lambda s: f"changed in contrast by up to {s:.0%}"),
+        lambda s: f"changed in contrast by up to {s:.0%}", on_device=True),
     "augment_brightness": Augmentation(
         "Brightness", lambda s, seed, look: keras.layers.RandomBrightness(s, value_range=VALUE_RANGE, seed=seed),
-        lambda s: f"brightened or darkened by up to {s:.0%}"),
+        lambda s: f"brightened or darkened by up to {s:.0%}", on_device=True),
     # Saturation 0.5 is "unchanged" for Keras; the strength widens the range around it (never
     # fully grey or infinitely saturated), and shifts hue by up to half the strength of a turn.
     "augment_color": Augmentation(
         "Colour jitter", lambda s, seed, look: keras.layers.RandomColorJitter(
             value_range=VALUE_RANGE, saturation_factor=(0.5 - 0.4 * s, 0.5 + 0.4 * s), hue_factor=s, seed=seed),
-        lambda s: f"jittered in saturation and hue (strength {s:g})", colour_only=True),
+        lambda s: f"jittered in saturation and hue (strength {s:g})", colour_only=True, on_device=True),
     "augment_randaugment": Augmentation(
         "RandAugment", lambda s, seed, look: _rand_augment(s, seed),
         lambda s: f"changed by two random RandAugment operations (strength {s:g})", needs_rgb=True),
     "augment_erasing": Augmentation(
         "Random erasing", lambda s, seed, look: keras.layers.RandomErasing(factor=s, value_range=VALUE_RANGE, seed=seed),
-        lambda s: f"partly erased (a random rectangle) {s:.0%} of the time"),
+        lambda s: f"partly erased (a random rectangle) {s:.0%} of the time", on_device=True),
     "augment_mixup": Augmentation(
         "MixUp", lambda s, seed, look: keras.layers.MixUp(alpha=s, seed=seed),
         lambda s: f"blended in pairs, labels too (MixUp, alpha {s:g})", per_batch=True),
@@ -194,6 +198,7 @@ class Augmenter:
     per_batch: list[keras.layers.Layer]
     num_classes: int | None = None
     grey_as_rgb: tuple[bool, ...] = ()  # per per_image layer: feed one-channel batches as grey RGB
+    device_ready: tuple[bool, ...] = ()  # per per_image layer: its catalogue entry's on_device
 
     @property
     def layers(self) -> list[keras.layers.Layer]:
@@ -202,6 +207,11 @@ class Augmenter:
     @property
     def mixes(self) -> bool:
         return bool(self.per_batch)
+
+    @property
+    def on_device(self) -> bool:
+        """Every layer can run inside the compiled step (no mixer, no keras-cv, no RandAugment)."""
+        return not self.per_batch and not any(self.grey_as_rgb) and all(self.device_ready)
 
     def images(self, x):
         """Per-image layers on a float batch in [0, 1] (a TensorFlow tensor: this runs in tf.data)."""
@@ -250,7 +260,7 @@ def build(hp, look: ImageLook, num_classes: int | None = None) -> Augmenter | No
     picks = [(i, name, strength) for i, (name, strength) in enumerate(chosen(hp))
              if not (AUGMENTATIONS[name].colour_only and look.channels < 3)]  # nothing to do on grey
     _check_available([(name, strength) for _, name, strength in picks])
-    per_image, per_batch, grey_as_rgb = [], [], []
+    per_image, per_batch, grey_as_rgb, device_ready = [], [], [], []
     for i, name, strength in picks:
         entry = AUGMENTATIONS[name]
         layer = entry.factory(strength, hp.seed + i, look)
@@ -259,11 +269,12 @@ def build(hp, look: ImageLook, num_classes: int | None = None) -> Augmenter | No
         else:
             per_image.append(layer)
             grey_as_rgb.append(entry.needs_rgb and look.channels == 1)
+            device_ready.append(entry.on_device)
     if not per_image and not per_batch:
         return None
     if per_batch and not num_classes:
         raise ValueError("MixUp and CutMix mix labels: augment.build() needs num_classes")
-    return Augmenter(per_image, per_batch, num_classes, tuple(grey_as_rgb))
+    return Augmenter(per_image, per_batch, num_classes, tuple(grey_as_rgb), tuple(device_ready))
 
 
 def describe(hp, look: ImageLook | None = None) -> str:

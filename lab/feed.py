@@ -9,7 +9,12 @@ Two things cost a fast device most of its time on the lab's small datasets (issu
   step. Only the indices (4 bytes an image) and labels cross each step. The epochs keep the same
   shape as lab.pipeline's: every image each epoch, the last batch topped up (index_pipelines uses
   the same ordering), the validation batches padded with zero-weight copies, so compiled steps
-  see fixed shapes. Augmentation (tf.data maps, some CPU-only) keeps the image pipelines.
+  see fixed shapes. Augmentation joins them when every chosen layer has a device version
+  (lab.augment's `on_device`: flips, rotations, zooms, shifts, contrast, brightness, colour,
+  erasing) and the device is an accelerator under JAX (`device_augments`): the layers run in the
+  trainer between the gather and the model, in training steps only. The rest (MixUp, CutMix,
+  RandAugment, keras-cv's, or any augmentation under TensorFlow on an accelerator, whose random
+  geometric layers would switch XLA off) keep the tf.data image pipelines.
 - **Reading metrics.** Turning a step's loss into a Python float waits for that step to finish,
   so a live chart that reads every few steps stops the host from queueing the next ones.
   `LateReadCallbacks` hands the callbacks each step's logs unread, and the chart's callback reads
@@ -33,6 +38,7 @@ from lab.pipeline import _padded, _whole_epoch_batches
 
 RESIDENT_MB = 1024  # images kept on each device at most; larger datasets stream through tf.data
 RESIDENT_ENV = "VISION_LAB_RESIDENT_MB"  # overrides RESIDENT_MB; 0 turns device-resident input off
+DEVICE_AUGMENT_ENV = "VISION_LAB_DEVICE_AUGMENT"  # "auto" (default), "1" wherever it can, "0" never
 
 
 def resident_limit_bytes() -> int:
@@ -52,6 +58,25 @@ def resident(x: np.ndarray, runtime) -> bool:
     """Whether the images `x` are kept on the device: they fit in resident_limit_bytes() as stored."""
     size = int(np.prod(x.shape, dtype=np.int64)) * np.dtype(store_dtype(runtime)).itemsize
     return 0 < size <= resident_limit_bytes()
+
+
+def device_augments(augmenter, runtime) -> bool:
+    """Whether `augmenter` (lab.augment.Augmenter) runs inside the compiled step on the device.
+
+    Its layers must all have device versions (augmenter.on_device). Then by default ("auto") on an
+    accelerator under JAX, where the step is compiled by XLA with them and the host's few cores
+    would otherwise augment every batch; on a CPU the tf.data pipeline already augments in
+    parallel with the step. VISION_LAB_DEVICE_AUGMENT=1 uses it wherever it can (a CPU, TensorFlow),
+    0 never.
+    """
+    if augmenter is None or not augmenter.on_device:
+        return False
+    choice = os.environ.get(DEVICE_AUGMENT_ENV, "auto").strip().lower()
+    if choice in ("0", "off", "false", "no"):
+        return False
+    if choice in ("1", "on", "true", "yes"):
+        return True
+    return runtime.backend == "jax" and runtime.device_kind.upper() != "CPU"
 
 
 _SCALED = np.arange(256, dtype=np.float32) / np.float32(PIXEL_MAX)  # pixel value -> model range, as lab.images does
@@ -81,16 +106,28 @@ class DeviceImages(keras.layers.Layer):
         return tuple(input_shape) + tuple(self.images.shape[1:])
 
 
-def on_device(model: keras.Model, x: np.ndarray, runtime, loss, metrics) -> keras.Model:
+def on_device(model: keras.Model, x: np.ndarray, runtime, loss, metrics, augment=()) -> keras.Model:
     """A compiled trainer: indices in, `model`'s predictions out, the images `x` held on the device.
 
     It trains `model` itself (shared layers, `model.optimizer`, the same steps per execution); call
-    it inside nothing: it enters runtime.scope() itself.
+    it inside nothing: it enters runtime.scope() itself. `augment`: per-image augmentation layers
+    (lab.augment.Augmenter.per_image, with device versions) applied between the gather and the
+    model; Keras runs them in training steps only, so validation sees the images as they are.
     """
     with runtime.scope():
         index = keras.Input(shape=(), dtype="int32", name="image_index")
-        trainer = keras.Model(index, model(DeviceImages(x, store_dtype(runtime), name="device_images")(index)),
-                              name=f"{model.name}_on_device")
+        images = DeviceImages(x, store_dtype(runtime), name="device_images")(index)
+        for layer in augment:
+            # A float32 copy of the layer (same settings and seed): under mixed precision it would
+            # otherwise shift and resample the pictures in float16.
+            layer = type(layer).from_config({**layer.get_config(), "dtype": "float32"})
+            if keras.backend.backend() == "jax":
+                # Keras marks its random geometric layers as not XLA-ready (TensorFlow's image
+                # transform is not), which runs the whole JAX step op by op, ~30x slower; under
+                # JAX they are plain jnp and compile.
+                layer.supports_jit = True
+            images = layer(images)
+        trainer = keras.Model(index, model(images), name=f"{model.name}_on_device")
         trainer.compile(optimizer=model.optimizer, loss=loss, weighted_metrics=metrics,
                         steps_per_execution=model.steps_per_execution)
     return trainer

@@ -295,16 +295,19 @@ def _fit_on_images(hp, runtime, log, data, model, split, global_batch, steps, ep
                    phase: str) -> None:
     """model.fit over the images (augmented as hp says) from epoch epochs[0] to epochs[1].
 
-    Without augmentation, a dataset that fits on the device stays there (lab.feed.on_device): the
-    batches are indices, gathered and scaled inside the compiled step. Otherwise tf.data pipelines.
+    A dataset that fits on the device stays there (lab.feed.on_device): the batches are indices,
+    gathered, scaled (and augmented, when lab.feed.device_augments) inside the compiled step.
+    Otherwise, or with augmentation that must run on the host, tf.data pipelines.
     """
     train_idx, val_idx = split
     augmenter = augment.build(hp, data.look, data.num_classes)
-    if RESIDENT and augmenter is None and feed.resident(data.x, runtime):
-        fitted = feed.on_device(model, data.x, runtime, *loss_and_metrics(False))
+    on_device_augment = feed.device_augments(augmenter, runtime)
+    if RESIDENT and (augmenter is None or on_device_augment) and feed.resident(data.x, runtime):
+        fitted = feed.on_device(model, data.x, runtime, *loss_and_metrics(False),
+                                augment=augmenter.per_image if augmenter is not None else ())
         train_ds, val_ds = feed.index_pipelines(train_idx, data.y[train_idx], val_idx, data.y[val_idx], global_batch,
                                                 hp.seed)
-        log.progress.update(input="on the device")
+        log.progress.update(input="on the device" + (", augmented there" if augmenter is not None else ""))
     else:
         fitted = model
         train_ds = make_train_pipeline(data.x[train_idx], data.y[train_idx], global_batch, hp.seed, augmenter)

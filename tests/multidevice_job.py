@@ -12,7 +12,9 @@ Three jobs go through lab.training.fit, as the JobManager would run them:
   2. a long job whose stop flag a watcher thread sets as soon as the first metric row appears;
   3. a job made to diverge mid-way through its second epoch (see `_diverging_sgd`);
   4. a short job on the same devices, reported as an accelerator, so it takes the accelerator
-     path (several steps per device call, lab.training.steps_per_execution).
+     path (several steps per device call, lab.training.steps_per_execution);
+  5. an augmented job, twice with one seed, its augmentation on the devices (lab.feed.device_augments,
+     forced with VISION_LAB_DEVICE_AUGMENT=1: "auto" keeps it for accelerators under JAX).
 
 The script only measures; the test decides. The last stdout line is `RESULT {json}`.
 """
@@ -47,6 +49,7 @@ def main() -> None:
     p.add_argument("--skip-stop", action="store_true")
     p.add_argument("--skip-diverge", action="store_true")
     p.add_argument("--skip-accel", action="store_true")
+    p.add_argument("--skip-augment", action="store_true")
     args = p.parse_args()
 
     t0 = time.perf_counter()
@@ -216,6 +219,37 @@ def main() -> None:
             "stopped": fit4.stopped,
             "diverged": fit4.diverged,
         }
+
+    # -- 5. augmentation inside the compiled step, on every replica ----------------------
+    if not args.skip_augment:
+        from lab import augment, feed
+
+        os.environ[feed.DEVICE_AUGMENT_ENV] = "1"
+        hp5 = validate(epochs=3, augment_rotation=0.05, augment_translate=0.1, seed=5)
+        t = time.perf_counter()
+        fits5 = []
+        for _ in range(2):  # the same seed twice: the same run
+            log5 = training.TrainingLog()
+            fit5 = training.fit(hp5, rt, log5)
+            fits5.append((fit5, log5.snapshot(), log5.progress.input))
+        (fit5, rows5, input5), (_, rows5b, _) = fits5
+        va5 = datasets.split(data, hp5.validation_split, hp5.seed)[1]
+        ev5 = fit5.model.evaluate(  # the engine's padded pipeline: predict() cannot split 359 over 2 devices
+            training.make_eval_pipeline(data.x[va5], data.y[va5], hp5.batch_size * rt.replicas), verbose=0,
+            return_dict=True)
+        aug5 = augment.build(hp5, data.look)
+        trainer5 = feed.on_device(fit5.model, data.x, rt, *training.loss_and_metrics(False), augment=aug5.per_image)
+        result["augment"] = {
+            "seconds": time.perf_counter() - t,
+            "input": input5,
+            "val_accuracy": rows5[-1].get("val_accuracy") if rows5 else None,
+            # validation sees the pictures as they are: the model's own accuracy on them
+            "model_accuracy": float(ev5["accuracy"]),
+            "same_run_again": rows5 == rows5b,
+            "saved_layers": sorted({type(layer).__name__ for layer in fit5.model._flatten_layers()}),
+            "trainer_compiled": bool(trainer5.jit_compile),
+        }
+        del os.environ[feed.DEVICE_AUGMENT_ENV]
 
     timings["total_s"] = time.perf_counter() - t0
     result["timings"] = {k: round(v, 2) for k, v in timings.items()}

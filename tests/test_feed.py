@@ -124,3 +124,51 @@ def test_a_dataset_larger_than_the_limit_streams(runtime, monkeypatch):
     assert feed.resident(x, runtime)
     monkeypatch.setenv(feed.RESIDENT_ENV, "0")  # off
     assert not feed.resident(x, runtime)
+
+
+def test_augmentation_runs_on_the_device_only_where_every_layer_can_and_it_pays(runtime, monkeypatch):
+    from dataclasses import replace
+
+    from lab import augment
+    from lab.images import ImageLook
+
+    grey, colour = ImageLook(8, 8, 1, light_on_dark=True), ImageLook(32, 32, 3)
+    geometric = augment.build(validate(augment_rotation=0.1, augment_flip=True, augment_erasing=0.2), grey)
+    jax_gpu, jax_cpu = replace(runtime, backend="jax", device_kind="gpu"), replace(runtime, backend="jax", device_kind="cpu")
+    tf_gpu = replace(runtime, backend="tensorflow", device_kind="GPU")
+    monkeypatch.delenv(feed.DEVICE_AUGMENT_ENV, raising=False)  # "auto"
+    assert feed.device_augments(geometric, jax_gpu)
+    assert not feed.device_augments(geometric, jax_cpu)  # a CPU's tf.data maps already run beside the step
+    assert not feed.device_augments(geometric, tf_gpu)  # TensorFlow's image transforms would switch XLA off
+    assert not feed.device_augments(None, jax_gpu)
+    # one layer without a device version keeps the whole augmentation on the host
+    mixer = augment.build(validate(augment_rotation=0.1, augment_mixup=0.2), grey, num_classes=10)
+    rand = augment.build(validate(augment_flip=True, augment_randaugment=0.3), colour)
+    assert not feed.device_augments(mixer, jax_gpu) and not feed.device_augments(rand, jax_gpu)
+    assert feed.device_augments(augment.build(validate(augment_color=0.2, augment_contrast=0.2), colour), jax_gpu)
+    monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "1")
+    assert feed.device_augments(geometric, jax_cpu) and feed.device_augments(geometric, tf_gpu)
+    assert not feed.device_augments(mixer, jax_cpu)
+    monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "0")
+    assert not feed.device_augments(geometric, jax_gpu)
+
+
+@pytest.mark.slow
+def test_an_augmented_job_on_the_device_trains_repeatably_and_validates_the_pictures_as_they_are(runtime, monkeypatch):
+    monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "1")
+    hp = validate(model="small_cnn", epochs=3, augment_rotation=0.05, augment_zoom=0.1, augment_translate=0.1)
+    runs = []
+    for settings in (hp, hp, validate(model="small_cnn", epochs=3)):
+        log = training.TrainingLog()
+        runs.append((training.fit(settings, runtime, log), log.rows, log.progress.input))
+    (result, rows, where), (_, again, _), (_, plain, _) = runs
+    assert where == "on the device, augmented there"
+    assert rows == again  # one seed, one run
+    assert [r["loss"] for r in rows] != [r["loss"] for r in plain]  # the augmentation changed what was trained
+    assert rows[-1]["val_accuracy"] > 0.8
+    data = datasets.load("digits")
+    _, va = datasets.split(data, hp.validation_split, hp.seed)
+    probs = result.model.predict(data.x[va] / 255.0, verbose=0)
+    assert float(np.mean(probs.argmax(1) == data.y[va])) == pytest.approx(rows[-1]["val_accuracy"], abs=1e-6)
+    saved = {type(layer).__name__ for layer in result.model._flatten_layers()}
+    assert not saved & {"RandomRotation", "RandomZoom", "RandomTranslation", "DeviceImages"}

@@ -239,3 +239,15 @@ def test_spread_mode_reaches_the_worker_thread(name):
     assert len(s["kernel_devices"]) == 2 and len(s["step_counter_devices"]) == 2
     if name == "jax":
         assert "DeviceMesh shape=(2,)" in s["distribution"]
+
+
+@two_devices
+def test_augmentation_runs_on_the_devices_repeatably_and_never_on_validation(name):
+    a = run_job(name)["augment"]
+    assert a["input"] == "on the device, augmented there"
+    assert a["val_accuracy"] > 0.5
+    assert a["model_accuracy"] == pytest.approx(a["val_accuracy"], abs=1e-6)  # validation was not augmented
+    assert a["same_run_again"], "one seed, one run: the augmentation's random draws come from it"
+    assert not {"RandomRotation", "RandomTranslation", "DeviceImages"} & set(a["saved_layers"])
+    if name == "jax":  # Keras marks these layers not XLA-ready (TensorFlow's reason); under JAX they compile
+        assert a["trainer_compiled"]
