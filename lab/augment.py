@@ -1,8 +1,9 @@
 """Augmentation catalogue: every `augment_*` setting -> the Keras layer that does it.
 
-Augmentation runs in the tf.data input pipeline, on the CPU, in parallel with training:
-random geometric layers inside the model would switch XLA compilation off, and the
-validation images must never be changed. Images arrive as float batches in [0, 1]
+Augmentation runs in the tf.data input pipeline, on the CPU, beside training (or, for a
+dataset kept on an accelerator under JAX, inside the training step: lab.feed.device_augments).
+Not inside the model: TensorFlow's random geometric layers there would switch XLA compilation
+off, and the validation images must never be changed. Images arrive as float batches in [0, 1]
 (lab.pipeline.to_model_range), so every layer that has a value range is told (0, 1).
 
 Most entries are Keras core layers (Keras >= 3.13, what Colab ships). GridMask, channel
@@ -234,16 +235,19 @@ class Augmenter:
     def apply(self, ds):
         """Augment a tf.data Dataset of (float images in [0, 1], int labels) batches.
 
-        Per-image layers first, then the mixers, each step a parallel map; with a mixer on,
-        labels come out one-hot (float, num_classes wide).
+        Per-image layers first, then the mixers; with a mixer on, labels come out one-hot (float,
+        num_classes wide). The maps run one batch at a time: the layers draw their random numbers
+        from a seeded state they update, so batches augmented at once would take them in whatever
+        order the threads run, and one seed would no longer give one run. A batch's transform
+        already spreads over the cores (measured on 2 cores: the same images/s as parallel maps,
+        bench/README.md), and the pipeline's prefetch keeps it beside the training step.
         """
         import tensorflow as tf  # tf.data is TensorFlow's whatever the Keras backend
 
         if self.per_image:
-            ds = ds.map(lambda x, y: (self.images(x), y), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda x, y: (self.images(x), y))
         if self.per_batch:
-            ds = ds.map(lambda x, y: self.mix(x, tf.one_hot(y, self.num_classes, dtype=tf.float32)),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.map(lambda x, y: self.mix(x, tf.one_hot(y, self.num_classes, dtype=tf.float32)))
         return ds
 
 
