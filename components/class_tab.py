@@ -244,7 +244,7 @@ def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, 
         """A handler that does `act(...)` only for the right key; else it says so and changes nothing."""
         def handler(key, *args):
             try:
-                room.check_key(key)
+                room.check_key(key, opened=True)  # `key` is this page's server-side state: it opened before
             except ClassroomError:
                 return {tab.message: LOCKED, tab.console: gr.Column(visible=False), tab.timer: gr.Timer(active=False)}
             try:

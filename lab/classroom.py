@@ -5,7 +5,8 @@ teacher's board; the queue itself stays lab.jobs.JobManager's (the classroom set
 time limit and its length, and installs `admit` as the queue's `rules`, so a job that breaks a lock
 is refused wherever it comes from: the page or the API).
 
-- The teacher's key: every teacher action passes it, compared in constant time (`check_key`).
+- The teacher's key: every teacher action passes it, compared in constant time, with a budget of
+  wrong tries (`check_key`, lab.teacher_key).
 - Students: each identity that opens the page or trains joins, and is shown by the nickname they
   typed, else "student 1, 2, …" in the order they joined: a display name, never their id. At most
   `max_students` are remembered (the least recently seen forgotten first), so the board's memory
@@ -23,7 +24,6 @@ Part of the engine: no gradio. Layer: above lab.jobs (it steers the queue).
 
 from __future__ import annotations
 
-import hmac
 import math
 import re
 import secrets
@@ -35,6 +35,7 @@ from typing import Any
 
 from lab.hparams import FIELD_BY_NAME, HParams, HParamsError, number_text, validate
 from lab.jobs import JobError, JobManager
+from lab.teacher_key import KeyGuard
 
 MAX_NICKNAME = 24  # characters: a name on a board, not a sentence
 MAX_STUDENTS = 1000  # identities the board remembers; the least recently seen are forgotten beyond it
@@ -242,6 +243,7 @@ class Classroom:
         if key is not None and (not isinstance(key, str) or len(key.strip()) < 8):
             raise ClassroomError("the teacher key must be at least 8 characters (a short word is guessed quickly)")
         self.key = key.strip() if key else secrets.token_urlsafe(12)
+        self.guard = KeyGuard(self.key)
         self.jobs, self.runs, self.datasets = jobs, runs, datasets
         self._lock = threading.Lock()
         # owner -> their number (in the order they joined), least recently seen first: at most max_students
@@ -257,11 +259,16 @@ class Classroom:
         jobs.rules = self.admit
 
     # -- the teacher ----------------------------------------------------------------------------
-    def check_key(self, key: Any) -> None:
-        """Refuse (WrongKey) unless `key` is the teacher's; constant-time whatever its length."""
-        given = key.strip().encode() if isinstance(key, str) else b""
-        if not hmac.compare_digest(given, self.key.encode()):
-            raise WrongKey("that is not the teacher key (it was printed when the lab started)")
+    def check_key(self, key: Any, opened: bool = False) -> None:
+        """Refuse (WrongKey) unless `key` is the teacher's; constant-time whatever its length.
+
+        After too many wrong keys in a minute, new consoles stay shut for a while, even for the
+        right key (lab.teacher_key); `opened`: the key comes from a console page that proved it
+        before (server-side state), which keeps working.
+        """
+        refusal = self.guard.refusal(key, opened)
+        if refusal is not None:
+            raise WrongKey(refusal)
 
     def set_locks(self, raw: Any) -> dict[str, Lock]:
         locks = parse_locks(raw)

@@ -24,7 +24,9 @@ TINY = {"epochs": 1}
 
 @pytest.fixture(scope="module")
 def lesson(tmp_path_factory):
-    with running_app(tmp_path_factory.mktemp("class") / "runs", args=("--teacher-key", KEY)) as launched:
+    # every endpoint is tried with three wrong keys: more than a minute's budget (lab.teacher_key)
+    with running_app(tmp_path_factory.mktemp("class") / "runs", args=("--teacher-key", KEY),
+                     extra_env={"VISION_LAB_TEACHER_TRIES": "1000"}) as launched:
         yield launched
 
 

@@ -157,3 +157,42 @@ def test_a_lesson_board_preset_lock_stop_and_clear(browser, lesson):
     finally:
         for ctx in (teacher_ctx, ada_ctx, bo_ctx):
             ctx.close()
+
+
+def test_a_student_guessing_keys_shuts_new_consoles_but_not_the_teachers(browser, lesson):
+    # Last in the module: afterwards no new console opens on this app for a minute.
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    from lab.teacher_key import WRONG_TRIES
+
+    teacher_ctx, teacher, errors = person(browser, lesson.url, "/?teacher")
+    other_ctx, other, _ = person(browser, lesson.url, "/?teacher")
+    try:
+        open_console(teacher)
+        guesser = Client(lesson.url, verbose=False)
+        said = []  # (the module's first test typed a wrong key too: it counts)
+        for i in range(WRONG_TRIES + 1):
+            with pytest.raises(AppError) as refused:
+                guesser.predict(f"heron-{i}-slate", api_name="/class_board")
+            said.append(str(refused.value))
+            if "too many" in said[-1]:
+                break
+        assert "too many wrong teacher keys" in said[-1], said
+        assert all("not the teacher key" in s for s in said[:-1]) and len(said) >= WRONG_TRIES - 1, said
+        with pytest.raises(AppError, match="too many wrong teacher keys"):
+            guesser.predict(KEY, api_name="/class_board")  # even the right key: the guessing must stop
+        # a new console stays shut, with the reason
+        other.get_by_role("tab", name="Class", exact=True).click()
+        other.locator("#teacher-key input").fill(KEY)
+        other.click("#teacher-open")
+        sync_api.expect(other.locator("#class-message")).to_contain_text("too many wrong teacher keys")
+        sync_api.expect(other.locator("#class-console")).to_be_hidden()
+        # the console that was open keeps working: a preset still goes out
+        teacher.locator("#class-preset textarea").fill('{"epochs": 2}')
+        teacher.click("#class-push")
+        sync_api.expect(teacher.locator("#class-message")).to_contain_text("Pushed to every student")
+        assert not errors, errors
+    finally:
+        teacher_ctx.close()
+        other_ctx.close()

@@ -60,7 +60,7 @@ def test_without_a_key_a_long_random_one_is_made():
     with pytest.raises(WrongKey):
         a.check_key(b.key)
     with pytest.raises(ClassroomError, match="at least 8"):
-        classroom(key="sesame")  # 6 characters: a short word is guessed (wrong keys are not rate-limited)
+        classroom(key="sesame")  # 6 characters: a short word is guessed quickly
 
 
 # -- locks ----------------------------------------------------------------------------------------
