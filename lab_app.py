@@ -93,10 +93,10 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
     if os.environ.get("VISION_LAB_WARM_UP", "1") != "0":
         jobs.warm_up(HParams())
     admission = Admission(NEW_PER_ADDRESS if new_students_per_address is None else new_students_per_address)
+    captures = CaptureStore()  # every student's webcam captures, in memory until they become a dataset
     services = Services(jobs=jobs, runs=runs, accelerator=rt.summary(), datasets=user_datasets,
                         storage_note=storage_note, admission=admission,
-                        classroom=Classroom(jobs, runs, user_datasets, key=teacher_key))
-    captures = CaptureStore()  # every student's webcam captures, in memory until they become a dataset
+                        classroom=Classroom(jobs, runs, user_datasets, key=teacher_key, captures=captures))
 
     with gr.Blocks(title=TITLE, delete_cache=DELETE_CACHE) as demo:  # uploads are not kept for ever
         # The key is kept beside the runs, so after a restart each browser's id still reads: students

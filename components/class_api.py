@@ -12,7 +12,7 @@ queue's pause, stopping jobs, clearing the class.
     /pause(teacher_key, paused)          -> {paused}
     /stop_job(teacher_key, job_id)       -> {job_id, student, state, message}
     /stop_all(teacher_key)               -> {stopped: [job ids]}
-    /clear_class(teacher_key)            -> {stopped_jobs, deleted_runs, deleted_datasets}
+    /clear_class(teacher_key)            -> {stopped_jobs, deleted_runs, deleted_datasets, deleted_frames}
     /set_nickname(nickname)              -> {student: the name the board shows}
 """
 

@@ -316,8 +316,9 @@ def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, 
 
     def clear(sort, shown):
         gone = room.clear()
-        return {**said(f"🗑 The class is cleared: {gone['deleted_runs']} runs and {gone['deleted_datasets']} datasets "
-                       f"deleted, {gone['stopped_jobs']} jobs stopped.", sort, shown), tab.confirm: gr.Column(visible=False)}
+        return {**said(f"🗑 The class is cleared: {gone['deleted_runs']} runs, {gone['deleted_datasets']} datasets and "
+                       f"{gone['deleted_frames']} webcam frames deleted, {gone['stopped_jobs']} jobs stopped.", sort, shown),
+                tab.confirm: gr.Column(visible=False)}
 
     def project(run_id):
         if not run_id:

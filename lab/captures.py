@@ -123,6 +123,13 @@ class CaptureStore:
             frames.clear()
             return n
 
+    def clear_all(self) -> int:
+        """Forget every student's captures (the end of a lesson); returns how many frames went."""
+        with self._lock:
+            n = sum(c.frame_count() for c in self._clients.values())
+            self._clients.clear()
+            return n
+
     def classes(self, client: str) -> list[str]:
         """The student's class names, in the order they were added."""
         with self._lock:

@@ -239,12 +239,14 @@ class Classroom:
         key: the teacher's key; a random one when None (`key` says it, for the start-up line).
     """
 
-    def __init__(self, jobs: JobManager, runs, datasets=None, key: str | None = None, max_students: int = MAX_STUDENTS):
+    def __init__(self, jobs: JobManager, runs, datasets=None, key: str | None = None, max_students: int = MAX_STUDENTS,
+                 captures=None):
         if key is not None and (not isinstance(key, str) or len(key.strip()) < 8):
             raise ClassroomError("the teacher key must be at least 8 characters (a short word is guessed quickly)")
         self.key = key.strip() if key else secrets.token_urlsafe(12)
         self.guard = KeyGuard(self.key)
         self.jobs, self.runs, self.datasets = jobs, runs, datasets
+        self.captures = captures  # lab.captures.CaptureStore: webcam frames not yet saved as datasets
         self._lock = threading.Lock()
         # owner -> their number (in the order they joined), least recently seen first: at most max_students
         self._joined: OrderedDict[str, int] = OrderedDict()
@@ -332,7 +334,8 @@ class Classroom:
         return self.jobs.stop_all(by=TEACHER)
 
     def clear(self) -> dict:
-        """The end of a lesson: stop every job, then delete every run and every student's dataset."""
+        """The end of a lesson: stop every job, then delete every run, every student's dataset and
+        every webcam frame not yet saved as one (students' faces, often)."""
         from lab.runs import RunNotFound
 
         stopped = self.stop_all()
@@ -346,8 +349,10 @@ class Classroom:
             except RunNotFound:
                 continue
         datasets = self.datasets.clear() if self.datasets is not None else 0
+        frames = self.captures.clear_all() if self.captures is not None else 0
         self.jobs.forget_ended()
-        return {"stopped_jobs": len(stopped), "deleted_runs": runs, "deleted_datasets": datasets}
+        return {"stopped_jobs": len(stopped), "deleted_runs": runs, "deleted_datasets": datasets,
+                "deleted_frames": frames}
 
     # -- students -------------------------------------------------------------------------------
     def join(self, owner: str) -> str:

@@ -164,7 +164,7 @@ def test_a_preset_is_checked_and_kept_and_clear_class_deletes_everyones_work(tea
     assert student.predict(api_name="/runs"), "the student has a run"
     settle_queue(teacher)
     cleared = teacher.predict(KEY, api_name="/clear_class")
-    assert cleared["deleted_runs"] >= 1 and cleared["stopped_jobs"] == 0, cleared
+    assert cleared["deleted_runs"] >= 1 and cleared["stopped_jobs"] == 0 and cleared["deleted_frames"] == 0, cleared
     assert student.predict(api_name="/runs") == []
     assert not [p for p in lesson.runs_dir.iterdir() if not p.name.startswith(".")], "every run folder went"
     assert all(s["run_id"] is None for s in board(teacher)["students"])

@@ -241,8 +241,16 @@ def test_clearing_the_class_deletes_every_run_and_dataset(tmp_path):
     from lab.images import ImageLook
     from lab.user_datasets import UserDatasets
 
+    from lab.captures import CaptureStore
+
     store, own = RunStore(tmp_path / "runs"), UserDatasets(tmp_path / "datasets")
     room = classroom(runs=store, datasets=own)
+    room.captures = webcam = CaptureStore(min_interval=0)
+    for owner, frames in (("ann", 3), ("cy", 2)):  # webcam frames not saved as a dataset yet
+        webcam.add_class(owner, "me")
+        webcam.start(owner, "me")
+        for _ in range(frames):
+            assert webcam.add_frame(owner, np.full((20, 20, 3), 200, np.uint8))
     for owner in ("ann", "bob"):
         room.join(owner)
     write_run(store, "r1", "ann", 0.7)
@@ -252,8 +260,9 @@ def test_clearing_the_class_deletes_every_run_and_dataset(tmp_path):
             ImageLook(8, 8, 1), source="zip")
     best = {s.student: (s.run_id, s.best_val_accuracy) for s in room.board().students}
     assert best == {"student 1": ("r2", 0.9), "student 2": ("r3", 0.5)}
-    assert room.clear() == {"stopped_jobs": 0, "deleted_runs": 3, "deleted_datasets": 1}
+    assert room.clear() == {"stopped_jobs": 0, "deleted_runs": 3, "deleted_datasets": 1, "deleted_frames": 5}
     assert store.list() == [] and own.list("bob") == []
+    assert webcam.classes("ann") == webcam.classes("cy") == [] and not webcam.add_frame("ann", np.zeros((20, 20, 3)))
     assert [s.run_id for s in room.board().students] == [None, None], "the students stay, their work goes"
 
 
