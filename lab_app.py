@@ -30,7 +30,7 @@ import gradio as gr  # noqa: E402  (gradio does not import keras)
 
 from components.layout import BOARD_CSS, CLASS_CSS, CSS as PHONE_CSS  # noqa: E402  (gradio only: keras is not imported yet)
 from components.webcam import CSS as WEBCAM_CSS  # noqa: E402
-from lab import backend  # noqa: E402  (must run before anything imports keras)
+from lab import backend, process  # noqa: E402  (must run before anything imports keras)
 
 HERE = Path(__file__).resolve().parent
 TITLE = "Vision Lab"
@@ -89,7 +89,7 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
                       slots=job_slots(rt))
     # Compiled programs are kept beside the runs (JAX), and the default job's are compiled now, in the
     # background, so the first Train of the lesson draws its first point as fast as a repeated one.
-    cache_note = backend.use_compile_cache(runs_path.parent / (runs_path.name + "-compiled"))
+    cache_note = process.use_compile_cache(runs_path.parent / (runs_path.name + "-compiled"))
     if os.environ.get("VISION_LAB_WARM_UP", "1") != "0":
         jobs.warm_up(HParams())
     admission = Admission(NEW_PER_ADDRESS if new_students_per_address is None else new_students_per_address)

@@ -117,7 +117,7 @@ def main(argv=None) -> int:
               "slots idle; 2 × the most at once or more measures the steady state", flush=True)
 
     t0 = time.perf_counter()
-    from lab import backend, slots
+    from lab import backend, process, slots
 
     backend.configure(args.backend)
     rt = backend.runtime()
@@ -138,7 +138,7 @@ def main(argv=None) -> int:
           f"batch {hp.batch_size}; {device.summary()}", flush=True)
 
     with tempfile.TemporaryDirectory() as tmp:
-        backend.use_compile_cache(Path(tmp) / "compiled")
+        process.use_compile_cache(Path(tmp) / "compiled")
         runs = RunStore(Path(tmp) / "runs")
         t = time.perf_counter()
         run_jobs(runs, device, catalog, hp, 1, 1, args.timeout)  # compiles; not timed

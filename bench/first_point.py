@@ -39,11 +39,11 @@ def child(args) -> None:
     """One fresh process: start the lab's engine, run `--jobs` jobs, print what was measured."""
     began = time.perf_counter()
     sys.path.insert(0, str(ROOT))
-    from lab import backend
+    from lab import backend, process
 
     backend.configure(args.backend)
     if args.cache:
-        backend.use_compile_cache(args.cache)
+        process.use_compile_cache(args.cache)
     rt = backend.runtime()
     started = time.perf_counter() - began
     from lab.hparams import validate

@@ -32,7 +32,7 @@ import threading
 import time
 import traceback
 
-from lab import backend, job_memory, job_run
+from lab import job_memory, job_run, process
 from lab.contract import ACTIVE, JobView
 from lab.datasets import DatasetError
 from lab.eta import Estimator, start_in
@@ -269,7 +269,7 @@ class JobManager:
     # -- the workers (one per slot) --------------------------------------
     def _work(self, slot: int) -> None:
         key, runtime = self._slots[slot]
-        backend.lower_priority(self._nice)  # before the job's framework threads exist: they inherit it
+        process.lower_priority(self._nice)  # before the job's framework threads exist: they inherit it
         while True:
             with self._cv:
                 self._idle[slot] = key
@@ -291,7 +291,7 @@ class JobManager:
                 self._warm_up(warm, runtime)
                 continue
             limit = job_run.time_limit(job, self.job_seconds)
-            backend.lower_priority(self._nice)  # pools the framework started since the last job too
+            process.lower_priority(self._nice)  # pools the framework started since the last job too
             try:
                 with job_memory.job_memory():  # the job's graphs are freed when it ends (issue 10 item 6)
                     job_run.run(job, runtime, self._train, self.catalog, self.runs, shared=len(self._slots) > 1)

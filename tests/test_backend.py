@@ -301,29 +301,6 @@ def test_tpu_without_jax_installed_still_trains_on_tensorflow(bare_machine, monk
     assert backend.choose("auto", backend.gather_facts()).backend == "tensorflow"
 
 
-def test_compile_cache_keeps_small_programs_in_the_folder(tmp_path):
-    """JAX's persistent cache in a folder beside the runs, with thresholds low enough for the lab's
-    small train steps (run in a fresh process: the setting is process-wide)."""
-    code = ("import os, sys; os.environ['JAX_PLATFORMS']='cpu'; from lab import backend; backend.configure('jax');"
-            "line = backend.use_compile_cache(sys.argv[1]); import jax, jax.numpy as jnp;"
-            "jax.jit(lambda x: (x * 2).sum())(jnp.ones(3)).block_until_ready(); print(line)")
-    import subprocess
-
-    env = {k: v for k, v in __import__("os").environ.items() if k != "KERAS_BACKEND"}
-    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "compiled")], env=env, capture_output=True,
-                         text=True, cwd=backend.__file__.rsplit("/lab/", 1)[0], timeout=120)
-    assert out.returncode == 0, out.stderr[-2000:]
-    assert "restart" in out.stdout
-    assert list((tmp_path / "compiled").iterdir()), "a 1 ms program was not kept"
-
-
-def test_compile_cache_is_nothing_on_tensorflow(tmp_path, monkeypatch):
-    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")
-    monkeypatch.setattr(backend, "_CHOICE", None)
-    assert backend.use_compile_cache(tmp_path / "compiled") == ""
-    assert not (tmp_path / "compiled").exists()
-
-
 def test_real_gather_facts_sees_this_venv():
     facts = backend.gather_facts()  # tensorflow (requirements.txt), jax (requirements-dev.txt)
     assert facts.has_tensorflow and facts.has_jax

@@ -9,7 +9,8 @@ import circle of any length:
     0 foundations   images, archive, storage, charts, admission, optimizers, contract, colab,
                     eta (how long jobs take here: the queue's ETA), slots (how the class's jobs share the
                     devices and the process), job_memory (what a finished job's graphs hold, given back),
-                    teacher_key (the key checked in constant time, with a budget of wrong tries)
+                    teacher_key (the key checked in constant time, with a budget of wrong tries),
+                    process (the trainer's CPU priority, compiled programs kept across restarts)
                     (no engine imports)
     1 shared types  backend (the Keras backend, the devices, the precision; the job plan from slots),
                     dataset_base (Dataset, DatasetError, the built-ins' looks and classes),
@@ -43,7 +44,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 LAYERS = (
     ("images", "archive", "storage", "charts", "admission", "optimizers", "contract", "colab", "eta", "slots",
-     "job_memory", "teacher_key"),
+     "job_memory", "teacher_key", "process"),
     ("backend", "dataset_base", "pipeline", "captures", "inference"),
     ("downloads", "image_folder", "features", "explain", "feed"),
     ("datasets",),
