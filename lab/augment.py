@@ -212,7 +212,8 @@ class Augmenter:
     @property
     def on_device(self) -> bool:
         """Every layer can run inside the compiled step (no mixer, no keras-cv, no RandAugment)."""
-        return not self.per_batch and not any(self.grey_as_rgb) and all(self.device_ready)
+        return (not self.per_batch and not any(self.grey_as_rgb) and len(self.device_ready) == len(self.per_image)
+                and all(self.device_ready))
 
     def images(self, x):
         """Per-image layers on a float batch in [0, 1] (a TensorFlow tensor: this runs in tf.data)."""

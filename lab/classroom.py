@@ -348,8 +348,10 @@ class Classroom:
                 runs += 1
             except RunNotFound:
                 continue
-        datasets = self.datasets.clear() if self.datasets is not None else 0
+        # the frames first: a student saving them as a dataset meanwhile then finds none, or saves
+        # before the datasets go (never a dataset of faces left after the clear)
         frames = self.captures.clear_all() if self.captures is not None else 0
+        datasets = self.datasets.clear() if self.datasets is not None else 0
         self.jobs.forget_ended()
         return {"stopped_jobs": len(stopped), "deleted_runs": runs, "deleted_datasets": datasets,
                 "deleted_frames": frames}

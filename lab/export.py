@@ -35,6 +35,7 @@ from lab.dataset_base import DatasetError
 from lab.images import to_model_range
 from lab.model_card import CARD, EXAMPLE, FORMAT_NAMES, FORMATS, SCRIPT, Format, model_card, snippet
 from lab.runs import RunInfo, RunNotFound, RunStore, not_found
+from lab.slots import global_draws
 from lab.storage import TMP_PREFIX
 
 CALIBRATION_IMAGES = 200  # training pictures the int8 model's ranges are measured on
@@ -219,7 +220,8 @@ def _load_model(folder: Path):
 
     import models  # noqa: F401  (registers the lab's own layers, e.g. tiny_vit's)
 
-    return keras.saving.load_model(folder / "model.keras", compile=False)
+    with global_draws():  # (its layers draw seeds: lab.slots)
+        return keras.saving.load_model(folder / "model.keras", compile=False)
 
 
 def _export_options() -> dict:

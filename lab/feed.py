@@ -66,10 +66,14 @@ def device_augments(augmenter, runtime) -> bool:
     Its layers must all have device versions (augmenter.on_device). Then by default ("auto") on an
     accelerator under JAX, where the step is compiled by XLA with them and the host's few cores
     would otherwise augment every batch; on a CPU the tf.data pipeline already augments in
-    parallel with the step. VISION_LAB_DEVICE_AUGMENT=1 uses it wherever it can (a CPU, TensorFlow),
-    0 never.
+    parallel with the step. VISION_LAB_DEVICE_AUGMENT=1 uses it wherever it can (a CPU, TensorFlow
+    on one device), 0 never.
     """
     if augmenter is None or not augmenter.on_device:
+        return False
+    if runtime.backend == "tensorflow" and runtime.replicas > 1:
+        # a tf.distribute strategy mirrors the layers' random state: every replica would draw the
+        # same transforms for its share of the batch (JAX compiles one step over the whole batch)
         return False
     choice = os.environ.get(DEVICE_AUGMENT_ENV, "auto").strip().lower()
     if choice in ("0", "off", "false", "no"):

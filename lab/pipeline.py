@@ -45,8 +45,9 @@ def make_train_pipeline(x, y, global_batch, seed, augmenter=None) -> tf.data.Dat
     """Shuffled, augmented, fixed-shape batches (XLA and TPUs want static shapes), every image each epoch.
 
     An epoch is steps_per_epoch(len(x), global_batch) full batches (see _whole_epoch_batches).
-    Augmentation (`augmenter`, from lab.augment.build) runs here, on whole batches in parallel maps,
-    never in the model; with MixUp or CutMix on, the labels come out one-hot and mixed.
+    Augmentation (`augmenter`, from lab.augment.build) runs here, on whole batches, one batch at a
+    time (so one seed gives one run: lab.augment.Augmenter.apply), never in the model; with MixUp
+    or CutMix on, the labels come out one-hot and mixed.
     """
     ds = _whole_epoch_batches(x, y, global_batch, seed)
     ds = ds.map(scale_images, num_parallel_calls=tf.data.AUTOTUNE)

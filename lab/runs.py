@@ -29,6 +29,7 @@ import pandas as pd
 from lab.evaluation import Evaluation
 from lab.hparams import HParams, validate
 from lab.images import ImageLook
+from lab.slots import global_draws
 from lab.storage import LRU, atomic_folder, sweep_temporary
 
 
@@ -194,7 +195,8 @@ class RunStore:
         import models  # noqa: F401  (registers the custom layers saved runs may hold, e.g. tiny_vit's)
 
         folder = self._folder(run_id)
-        loaded = LoadedRun(info, keras.saving.load_model(folder / "model.keras", compile=False))
+        with global_draws():  # building the layers draws seeds: not while a job seeds itself
+            loaded = LoadedRun(info, keras.saving.load_model(folder / "model.keras", compile=False))
         # Build the compiled predict function now, so a student's first prediction is fast too.
         loaded.predict(np.zeros((1, *loaded.info.look.shape()), np.float32))
         self._cache.put(run_id, loaded)

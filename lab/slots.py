@@ -164,3 +164,18 @@ def seeded_start(progress, shared: bool = True):
         yield
     finally:
         done.set()
+
+
+_DRAWS = threading.Lock()
+
+
+@contextlib.contextmanager
+def global_draws():
+    """Around code that sets or draws from the process's global random state, which takes turns:
+    a job seeding itself and building its model (lab.training.fit), and a page loading a saved
+    model (Keras builds its layers, and each initialiser takes a seed from Python's `random`,
+    though the weights then come from the file). A load in between shifted the job's draws: the
+    same settings trained to other numbers when another student opened a run meanwhile. Short on
+    both sides: a model's build, a model's load."""
+    with _DRAWS:
+        yield

@@ -20,6 +20,7 @@ from lab import augment, datasets, features, feed
 from lab.backend import Runtime
 from lab.contract import Progress
 from lab.optimizers import OPTIMIZERS
+from lab.slots import global_draws
 # The pipelines and TrainingError are lab.pipeline's; these names stay importable from here too.
 from lab.pipeline import (  # noqa: F401
     TrainingError,
@@ -257,12 +258,13 @@ def fit(hp, runtime: Runtime, log: TrainingLog | None = None, data: datasets.Dat
     """
     log = log or TrainingLog()
     data = data or datasets.load(hp.dataset)
-    keras.utils.set_random_seed(hp.seed)
     split = datasets.split(data, hp.validation_split, hp.seed)  # (training, validation) indices
     global_batch = _global_batch(hp, runtime, len(split[0]), log)
     steps = steps_per_epoch(len(split[0]), global_batch)  # the last batch is topped up: every image trains
     log.progress.update(phase="building the model", replicas=runtime.replicas)
-    model = build_model(hp, data, runtime, steps)
+    with global_draws():  # the seed and the starting weights, with no page loading a model in between
+        keras.utils.set_random_seed(hp.seed)
+        model = build_model(hp, data, runtime, steps)
     is_transfer, augmenting = MODELS[hp.model].transfer, augment.is_active(hp, data.look)
     if is_transfer and FEATURE_CACHE and not augmenting:
         _fit_head_on_features(hp, runtime, log, data, model, split, global_batch, steps)

@@ -136,6 +136,7 @@ def test_augmentation_runs_on_the_device_only_where_every_layer_can_and_it_pays(
     geometric = augment.build(validate(augment_rotation=0.1, augment_flip=True, augment_erasing=0.2), grey)
     jax_gpu, jax_cpu = replace(runtime, backend="jax", device_kind="gpu"), replace(runtime, backend="jax", device_kind="cpu")
     tf_gpu = replace(runtime, backend="tensorflow", device_kind="GPU")
+    tf_two = replace(runtime, backend="tensorflow", device_count=2, strategy=object())
     monkeypatch.delenv(feed.DEVICE_AUGMENT_ENV, raising=False)  # "auto"
     assert feed.device_augments(geometric, jax_gpu)
     assert not feed.device_augments(geometric, jax_cpu)  # a CPU's tf.data maps already run beside the step
@@ -148,6 +149,7 @@ def test_augmentation_runs_on_the_device_only_where_every_layer_can_and_it_pays(
     assert feed.device_augments(augment.build(validate(augment_color=0.2, augment_contrast=0.2), colour), jax_gpu)
     monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "1")
     assert feed.device_augments(geometric, jax_cpu) and feed.device_augments(geometric, tf_gpu)
+    assert not feed.device_augments(geometric, tf_two)  # mirrored random state: one transform for every replica
     assert not feed.device_augments(mixer, jax_cpu)
     monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "0")
     assert not feed.device_augments(geometric, jax_gpu)
@@ -170,5 +172,6 @@ def test_an_augmented_job_on_the_device_trains_repeatably_and_validates_the_pict
     _, va = datasets.split(data, hp.validation_split, hp.seed)
     probs = result.model.predict(data.x[va] / 255.0, verbose=0)
     assert float(np.mean(probs.argmax(1) == data.y[va])) == pytest.approx(rows[-1]["val_accuracy"], abs=1e-6)
+    # what is saved is the student's model, never the trainer around it
     saved = {type(layer).__name__ for layer in result.model._flatten_layers()}
     assert not saved & {"RandomRotation", "RandomZoom", "RandomTranslation", "DeviceImages"}

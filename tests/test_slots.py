@@ -84,3 +84,49 @@ def test_job_scope_sets_the_policy_in_the_calling_thread_only():
     t.join(30)
     assert seen == {"inside": "mixed_bfloat16", "another thread meanwhile": "float32", "after": "float32"}
     assert keras.mixed_precision.global_policy().name == main
+
+
+def test_a_model_a_page_loads_while_a_job_seeds_itself_leaves_the_jobs_weights_alone(tmp_path):
+    """Loading a saved model builds its layers, and each initialiser takes a seed from Python's random:
+    a student opening a run's evaluation while another's job set its seed made the same settings
+    train to other numbers (seen with three students pressing Train at once)."""
+    import threading
+
+    import keras
+    import numpy as np
+
+    from lab.hparams import validate
+    from lab.images import ImageLook
+    from lab.runs import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(), keras.layers.Dense(4)])
+    run_id = store.save(owner="ann", hparams=validate({}), metrics=[{"step": 1, "epoch": 1.0, "loss": 1.0}],
+                        model=model, class_names=tuple("abcd"), look=ImageLook(8, 8, 1), state="done")
+
+    def start_weights():
+        keras.utils.set_random_seed(7)
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).get_weights()[0]
+
+    alone = start_weights()
+    seeded, loaded = threading.Event(), threading.Event()
+    got = {}
+
+    def job():  # as lab.training.fit seeds itself and builds its model
+        with slots.global_draws():
+            keras.utils.set_random_seed(7)
+            seeded.set()
+            loaded.wait(0.5)  # a page's load, were it let in now, would land here
+            got["weights"] = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)]).get_weights()[0]
+
+    def page():
+        seeded.wait(10)
+        store.load(run_id)  # a student opens the run (the Try tab, its evaluation)
+        loaded.set()
+
+    threads = [threading.Thread(target=job), threading.Thread(target=page)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert loaded.is_set() and np.array_equal(got["weights"], alone)

@@ -50,3 +50,21 @@ def test_the_classroom_refuses_new_consoles_after_the_budget(monkeypatch):
     with pytest.raises(WrongKey, match="too many wrong teacher keys"):
         room.check_key("owl-7-quartz")
     room.check_key("owl-7-quartz", opened=True)
+
+
+def test_a_burst_of_guesses_at_once_gets_no_more_answers_than_the_budget():
+    import threading
+
+    guard = KeyGuard("owl-7-quartz", tries=3, clock=Clock())
+    answers, start = [], threading.Barrier(40)
+
+    def guess(i):
+        start.wait()
+        answers.append(guard.refusal(f"guess-{i}"))
+
+    threads = [threading.Thread(target=guess, args=(i,)) for i in range(40)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert answers.count(WRONG) == 3 and len(answers) == 40  # the other 37 learnt nothing
