@@ -163,7 +163,9 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
                                data_tab.dataset],
                               api_visibility="private")
         # then the teacher's preset and locks over the link's or the last run's settings (components/steer.py)
-        wire_student_bar(student_bar, train_tab, services, session, main_load)
+        settled = wire_student_bar(student_bar, train_tab, services, session, main_load)
+        settled.then(lambda: gr.Button(interactive=True), None, train_tab.train_button, api_visibility="private",
+                     show_progress="hidden")  # Train, once the controls hold the link's and the teacher's settings
         wire_class_tab(class_tab, services, session, demo)
         def warm_tick():
             return {accelerator: accelerator_line(services.accelerator, jobs.warmth),

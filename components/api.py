@@ -29,7 +29,7 @@ from components.evaluate_panel import api_answer, api_image
 from components.class_api import register_class_api
 from components.downloads import EXPORT_LIMIT, EXPORT_POOL, hand_out
 from components.runs_api import register_runs_api
-from components.services import PREDICT_LIMIT, PREDICT_POOL, Services
+from components.services import PREDICT_LIMIT, PREDICT_POOL, Services, refused
 
 
 def register_api(services: Services) -> None:
@@ -38,27 +38,27 @@ def register_api(services: Services) -> None:
     def owner_of(request: gr.Request | None) -> str:
         session = getattr(request, "session_hash", None)
         if not session:
-            raise gr.Error("no session: call the API through gradio_client (one Client is one student)")
+            raise refused("no session: call the API through gradio_client (one Client is one student)")
         return "api-" + session
 
     def latest_run(owner: str) -> str:
         """The id of `owner`'s newest run (what an empty run_id means)."""
         latest = services.runs.latest(owner)
         if latest is None:
-            raise gr.Error("you have no trained run yet: call /train first")
+            raise refused("you have no trained run yet: call /train first")
         return latest.run_id
 
     def train(hparams: dict, request: gr.Request = None) -> dict:
         """Queue a training job. Keys are HParams field names; a missing key takes its default."""
         if not isinstance(hparams, dict):
-            raise gr.Error('hparams must be an object of name: value, for example {"model": "small_cnn", "epochs": 5}')
+            raise refused('hparams must be an object of name: value, for example {"model": "small_cnn", "epochs": 5}')
         owner = owner_of(request)
         try:
             hp = validate(hparams)
             services.admit(owner, request)
             job = services.jobs.submit(owner, hp)
         except (HParamsError, JobError) as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         view = services.jobs.view(job.job_id, owner)
         return {"job_id": job.job_id, "state": view.state, "position": view.position, "eta_s": view.eta_s,
                 "hparams": hp.to_dict()}
@@ -71,11 +71,11 @@ def register_api(services: Services) -> None:
         and "metrics_total" counts them all, so a poll passes the previous answer's metrics_total (0: all)."""
         since = 0 if since is None else since
         if isinstance(since, bool) or not isinstance(since, (int, float)) or since != int(since) or since < 0:
-            raise gr.Error("since must be a whole number of metric rows, 0 or more")
+            raise refused("since must be a whole number of metric rows, 0 or more")
         try:
             answer = services.jobs.view(job_id, owner_of(request)).to_json()
         except JobError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         answer["metrics_total"] = len(answer["metrics"])
         answer["metrics"] = answer["metrics"][int(since):]
         return answer
@@ -85,7 +85,7 @@ def register_api(services: Services) -> None:
         try:
             job = services.jobs.stop(job_id, owner_of(request))
         except JobError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return {"job_id": job.job_id, "state": job.state, "message": job.message}
 
     def picture_and_run(image: FileData, run_id: str, request: gr.Request | None):
@@ -93,13 +93,13 @@ def register_api(services: Services) -> None:
         shared start (an empty run_id means the caller's latest run; another's run is RunNotFound)."""
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         if not path:
-            raise gr.Error("send an image file (gradio_client.handle_file(path))")
+            raise refused("send an image file (gradio_client.handle_file(path))")
         owner = owner_of(request)
         run_id = run_id or latest_run(owner)
         try:
             return path, run_id, services.runs.load(run_id, owner)
         except RunNotFound as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
 
     def predict(image: FileData, run_id: str = "", request: gr.Request = None) -> dict:
         """Classify an image file with one of your runs (an empty run_id means your latest run)."""
@@ -107,7 +107,7 @@ def register_api(services: Services) -> None:
         try:
             result = inference.predict(run, path)
         except ImageError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return {**result.as_dict(), "run_id": run_id}
 
     def add_dataset(archive: FileData, name: str = "", request: gr.Request = None) -> dict:
@@ -116,15 +116,15 @@ def register_api(services: Services) -> None:
         skipped (reason -> files left out)."""
         path = archive.get("path") if isinstance(archive, dict) else getattr(archive, "path", None)
         if not path:
-            raise gr.Error("send a zip file (gradio_client.handle_file(path))")
+            raise refused("send a zip file (gradio_client.handle_file(path))")
         if name is not None and not isinstance(name, str):
-            raise gr.Error("name must be text")
+            raise refused("name must be text")
         owner = owner_of(request)
         services.admit(owner, request)
         try:
             info, imported = services.datasets.add_zip(owner, path, name or "")
         except (ArchiveError, DatasetError) as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return {"dataset": info.dataset_id, "name": info.name, "classes": list(info.class_names),
                 "counts": info.counts, "skipped": imported.skipped, "notes": imported.notes()}
 
@@ -139,7 +139,7 @@ def register_api(services: Services) -> None:
         try:
             result = explain.explain(run, path)
         except (ImageError, explain.ExplainError) as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return {**result.as_dict(), "run_id": run_id, "heatmap": api_image(result.overlay, "heatmap.png")}
 
     # each decodes a picture of up to 16 MP: one bounded pool with the Try tab's predictions
@@ -157,7 +157,7 @@ def register_api(services: Services) -> None:
         try:
             found = evaluation.of_run(services.runs, services.jobs.catalog, run_id, owner)
         except (RunNotFound, EvaluationError) as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return api_answer(found, run_id)
 
     gr.api(evaluate, api_name="evaluate", concurrency_limit=2)  # an old run is evaluated on demand: model work
@@ -171,7 +171,7 @@ def register_api(services: Services) -> None:
         try:
             path = services.exports.export(run_id, format, owner)
         except (ExportError, RunNotFound) as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return FileData(path=hand_out(path), orig_name=path.name)
 
     # TFLite conversion is CPU work of seconds: one at a time, shared with the page's downloads

@@ -25,7 +25,7 @@ import gradio as gr
 from lab.classroom import ClassroomError
 from lab.hparams import HParamsError
 
-from components.services import Services
+from components.services import Services, refused
 
 
 def register_class_api(services: Services, owner_of: Callable[[gr.Request | None], str]) -> None:
@@ -40,7 +40,7 @@ def register_class_api(services: Services, owner_of: Callable[[gr.Request | None
             room.check_key(key)
             return act()
         except (ClassroomError, HParamsError) as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
 
     def class_board(teacher_key: str) -> dict:
         """The class now: every student (display name), their newest job's state, epoch and validation accuracy,
@@ -83,7 +83,7 @@ def register_class_api(services: Services, owner_of: Callable[[gr.Request | None
         try:
             return {"student": room.set_nickname(owner_of(request), nickname)}
         except ClassroomError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
 
     for fn in (class_board, set_locks, set_limits, push_preset, pause, stop_job, stop_all, set_nickname):
         gr.api(fn, api_name=fn.__name__, concurrency_limit=None)

@@ -206,6 +206,11 @@ def summary_markdown(board) -> str:
     return f"{queue} · **Locks:** {locks} · **Limits:** {limit}, at most {board.limits.queue_max} waiting"
 
 
+def count(n: int, thing: str) -> str:
+    """“1 run”, “3 runs”."""
+    return f"{n} {thing}{'s' * (n != 1)}"
+
+
 def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, demo: gr.Blocks) -> None:
     """Connect the console. Every handler takes the page's accepted key first and checks it again."""
     room = services.classroom
@@ -316,8 +321,9 @@ def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, 
 
     def clear(sort, shown):
         gone = room.clear()
-        return {**said(f"🗑 The class is cleared: {gone['deleted_runs']} runs, {gone['deleted_datasets']} datasets and "
-                       f"{gone['deleted_frames']} webcam frames deleted, {gone['stopped_jobs']} jobs stopped.", sort, shown),
+        return {**said(f"🗑 The class is cleared: {count(gone['deleted_runs'], 'run')}, "
+                       f"{count(gone['deleted_datasets'], 'dataset')} and {count(gone['deleted_frames'], 'webcam frame')} "
+                       f"deleted, {count(gone['stopped_jobs'], 'job')} stopped.", sort, shown),
                 tab.confirm: gr.Column(visible=False)}
 
     def project(run_id):

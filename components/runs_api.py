@@ -14,7 +14,7 @@ import gradio as gr
 from lab import compare
 from lab.runs import RunNotFound
 
-from components.services import Services
+from components.services import Services, refused
 
 METRIC_KEYS = ("epoch", "loss", "accuracy", "val_loss", "val_accuracy")
 
@@ -48,7 +48,7 @@ def register_runs_api(services: Services, owner_of: Callable[[gr.Request | None]
         try:
             df = services.runs.metrics(run_id, owner_of(request))
         except RunNotFound as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         columns = [k for k in METRIC_KEYS if k in df]
         rows = [{k: None for k in METRIC_KEYS} | {k: _plain(v) for k, v in zip(columns, values)}
                 for values in df[columns].itertuples(index=False)]
@@ -59,7 +59,7 @@ def register_runs_api(services: Services, owner_of: Callable[[gr.Request | None]
         try:
             services.runs.delete(run_id, owner_of(request))
         except RunNotFound as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
         return {"deleted": run_id}
 
     for fn in (runs, run_metrics, delete_run):

@@ -43,7 +43,14 @@ class Services:
         try:
             self.admission.admit(address_of(request), owner)
         except AdmissionError as e:
-            raise gr.Error(str(e)) from None
+            raise refused(str(e)) from None
+
+
+def refused(message: str) -> gr.Error:
+    """The gr.Error a refusal raises: the student (or script) reads `message`; the server's output
+    gets no traceback, which a flood of bad or hostile requests would otherwise fill (a Colab cell,
+    a terminal, a Space's log) with what look like crashes."""
+    return gr.Error(message, print_exception=False)
 
 
 def address_of(request: gr.Request | None) -> str:

@@ -95,11 +95,12 @@ def note_markdown(locks: dict[str, Lock], preset: dict) -> str:
     return "\n\n".join(lines)
 
 
-def wire_student_bar(bar: StudentBar, tab: TrainTab, services: Services, session: gr.BrowserState, load_event) -> None:
-    """Connect the nickname and the steering; `load_event` is the page's main load (the steering runs after it)."""
+def wire_student_bar(bar: StudentBar, tab: TrainTab, services: Services, session: gr.BrowserState, load_event):
+    """Connect the nickname and the steering; `load_event` is the page's main load (the steering runs after it).
+    Returns the event after which the controls are settled (the steering's, or `load_event` without a class)."""
     room = services.classroom
     if room is None:
-        return
+        return load_event
     from lab import augment
 
     missing = augment.unavailable()
@@ -113,12 +114,13 @@ def wire_student_bar(bar: StudentBar, tab: TrainTab, services: Services, session
         state["name"] = text.strip() if isinstance(text, str) else ""
         return {session: state, bar.said: f"You appear on the class board as **{name}**.", bar.nickname: gr.skip()}
 
-    def apply(state, seen, *values):
+    def apply(request: gr.Request, state, seen, *values):
         """Bring the controls in line with the class's preset and locks (on load, and when they change)."""
         state = ensure_client(state)
         owner = state["client"]
         update = {}
-        if not seen or seen.get("version", -1) < 0:  # this page just loaded: the student joins the class
+        teacher_page = request is not None and "teacher" in request.query_params
+        if (not seen or seen.get("version", -1) < 0) and not teacher_page:  # a student's page just loaded: they join
             room.join(owner)
             if isinstance(state.get("name"), str) and state["name"]:
                 try:
@@ -153,8 +155,9 @@ def wire_student_bar(bar: StudentBar, tab: TrainTab, services: Services, session
 
     private = dict(api_visibility="private")
     outputs = [session, bar.seen, bar.note, bar.said, bar.nickname, *tab.controls]
-    load_event.then(apply, [session, bar.seen, *tab.controls], outputs, **private)
+    settled = load_event.then(apply, [session, bar.seen, *tab.controls], outputs, **private)
     bar.timer.tick(check, bar.seen, bar.due, **private, show_progress="hidden", concurrency_limit=None)
     bar.due.change(apply, [session, bar.seen, *tab.controls], outputs, **private, show_progress="hidden")
     bar.save.click(save, [session, bar.nickname], [session, bar.said, bar.nickname], **private)
     bar.nickname.submit(save, [session, bar.nickname], [session, bar.said, bar.nickname], **private)
+    return settled

@@ -114,7 +114,9 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
                         model_layers = gr.Code(language=None, show_label=False, elem_id="model-layers")
         with gr.Column(scale=2, elem_id=MAIN_ID):  # first on a phone (components/layout.py)
             with gr.Row():
-                train_button = gr.Button("Train", variant="primary", elem_id="train-button")
+                # Off until the page's load has put a link's (and the teacher's) settings into the controls:
+                # a press before that trained the defaults (lab_app.py turns it on)
+                train_button = gr.Button("Train", variant="primary", elem_id="train-button", interactive=False)
                 stop_button = gr.Button("Stop", variant="stop", elem_id="stop-button")
             status = gr.Markdown("Press **Train** to start.", elem_id="train-status")
             phone_link("⚙️ Settings: model, learning rate… ↓", KNOBS_ID, "to-knobs-link")

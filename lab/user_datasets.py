@@ -222,8 +222,11 @@ class UserDatasets:
 
 
 def _missing(dataset_id) -> str:
-    return (f"No dataset {dataset_id!r} of yours. Upload a zip or capture pictures in the Data tab; "
-            "the built-in datasets still work.")
+    # the name a student gave it, not the id's random part; never whose it is (it may be someone else's)
+    name = dataset_id.split("@")[0][:40] if isinstance(dataset_id, str) else "of that name"
+    return (f"No dataset “{name}” of yours: it may have been deleted (clearing the class deletes them). Pick "
+            "another one, upload a zip in the Data tab or record pictures in the Capture tab; the built-in "
+            "datasets still work.")
 
 
 def _read_info(folder: Path) -> UserDatasetInfo:

@@ -73,6 +73,16 @@ def test_every_teacher_endpoint_refuses_a_wrong_key(teacher, lesson, endpoint, w
     assert not b["paused"] and b["locks"] == {} and b["limits"]["queue_max"] != 1
 
 
+def test_refusals_leave_no_tracebacks_in_the_servers_output(lesson):
+    # A guessing student (or any bad request) must not fill the teacher's Colab cell with what look like crashes.
+    student = Client(lesson.url, verbose=False)
+    for wrong in ("owl", "quartz"):
+        refusal(lambda: student.predict(wrong, api_name="/class_board"))
+    refusal(lambda: student.predict({"epochs": 10**6}, api_name="/train"))
+    output = lesson.log()
+    assert "not the teacher key" not in output and "gradio.exceptions.Error" not in output, output[-3000:]
+
+
 def test_students_join_with_nicknames_train_and_the_board_shows_them_by_name_only(teacher, lesson):
     alice, bob = Client(lesson.url, verbose=False), Client(lesson.url, verbose=False)
     assert alice.predict("Alice", api_name="/set_nickname") == {"student": "Alice"}

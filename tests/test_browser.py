@@ -392,3 +392,20 @@ def test_a_link_learning_rate_off_the_ladder_is_shown_and_trained_exactly(page, 
     lr.click()
     options = [t.strip() for t in page.locator("ul[role=listbox] li").all_inner_texts()]
     assert "0.003" in options and "0.00001" in options and not any("e-" in o for o in options), options
+
+
+def test_train_waits_for_the_pages_settings_before_it_can_be_pressed(page, app):
+    """A student who pressed Train as a link opened trained the defaults (1 press in 6 in a run-through):
+    the button is off in the page as served, and on once the load put the link's settings in."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(app.url + "config", timeout=10) as r:
+        config = json.load(r)
+    (button,) = [c for c in config["components"] if c.get("props", {}).get("elem_id") == "train-button"]
+    assert button["props"]["interactive"] is False
+    page.goto("/?epochs=3&batch_size=16")
+    sync_api.expect(page.locator("#train-button")).to_be_enabled()
+    # read at once, no waiting: by the time Train can be pressed the link's settings are in the controls
+    assert page.locator("#epochs-slider input[type=number]").input_value() == "3"
+    assert page.locator("#batch-slider input[type=number]").input_value() == "16"
