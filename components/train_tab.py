@@ -112,6 +112,9 @@ def create_train_tab(defaults: HParams | None = None) -> TrainTab:
                     model_info = gr.Markdown(elem_id="model-info")
                     with gr.Accordion("The model's layers", open=False):
                         model_layers = gr.Code(language=None, show_label=False, elem_id="model-layers")
+            # the rest of the knobs are full width under everything the main column grows after a run
+            gr.Markdown("More settings, below the charts: [Augmentation](#augment-accordion) · "
+                        "[Transfer learning](#transfer-accordion)", elem_id="more-knobs")
         with gr.Column(scale=2, elem_id=MAIN_ID):  # first on a phone (components/layout.py)
             with gr.Row():
                 # Off until the page's load has put a link's (and the teacher's) settings into the controls:

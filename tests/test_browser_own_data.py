@@ -83,7 +83,10 @@ def test_own_zip_preview_train_transfer_and_cnn_then_webcam(page, tmp_path):
     sync_api.expect(page.locator("#model-info")).to_contain_text("64×64×3 images")
     sync_api.expect(page.locator("#model-info")).to_contain_text("kept near their size at 64×64")
 
-    # Preview: flip + rotation on the student's own pictures, before training.
+    # Preview: flip + rotation on the student's own pictures, before training. The knobs column links to
+    # the augmentation settings, full width under the charts (far down once a run's results are shown).
+    page.locator("#more-knobs").get_by_role("link", name="Augmentation").click()
+    sync_api.expect(page.locator("#augment-accordion")).to_be_in_viewport()
     page.get_by_text("Augmentation (random changes", exact=False).click()
     page.locator("#hp-augment_flip input[type=checkbox]").check()
     box = page.locator("#hp-augment_rotation input[type=number]")
