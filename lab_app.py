@@ -175,6 +175,14 @@ def build_app(runs_dir: str | os.PathLike | None = None, runtime=None, max_queue
         demo.load(warm_tick, None, [accelerator, warming], api_visibility="private", show_progress="hidden")
         board_load, board_outputs = load_board(train_tab.board, services)
         demo.load(board_load, session, board_outputs, api_visibility="private")  # the runs board, latest two ticked
+        if services.classroom is not None:  # the teacher cleared the class: an open page drops what was deleted
+            def after_clear(seen, state):
+                if not isinstance(seen, dict) or not seen.get("clears"):  # (then any steering change re-reads it)
+                    return gr.skip()
+                return {**board_load(state), try_tab.run_dropdown: run_choices(services, state)}
+
+            student_bar.seen.change(after_clear, [student_bar.seen, session], [*board_outputs, try_tab.run_dropdown],
+                                    api_visibility="private", show_progress="hidden")
         demo.load(lambda name, s: describe(data_tab, services, name, ensure_client(s)["client"]), [data_tab.dataset, session],
                   [data_tab.summary, data_tab.counts, data_tab.counts_plot, data_tab.grid], api_visibility="private")
         demo.load(lambda m, d, s: describe_model(services, m, d, s),

@@ -9,6 +9,8 @@ anyway (lab.classroom.check, the queue's rule). Handlers answer {component: upda
 
 from __future__ import annotations
 
+import dataclasses
+
 from dataclasses import dataclass
 
 import gradio as gr
@@ -84,6 +86,10 @@ def control_update(f, value, lock: Lock | None, own: list | None, missing: dict)
     return gr.Slider(minimum=low, maximum=high, value=value, info=info, interactive=interactive)
 
 
+CLEARED = ("🗑 **Your teacher cleared the class:** every run, own dataset and webcam picture was deleted. "
+           "Pick a dataset and press Train to start again.")
+
+
 def note_markdown(locks: dict[str, Lock], preset: dict) -> str:
     """The teacher's note over the tabs: what is locked, what was pushed."""
     lines = []
@@ -133,7 +139,7 @@ def wire_student_bar(bar: StudentBar, tab: TrainTab, services: Services, session
         if seen.get("version") == version:
             return update or gr.skip()
         if not locks and not preset and seen.get("version", -1) < 0:  # a fresh page and nothing steered: as it is
-            return {**update, bar.seen: {"version": version, "preset": preset_version}}
+            return {**update, bar.seen: {"version": version, "preset": preset_version, "clears": room.clears}}
         try:
             current = values_to_hparams(values)
         except HParamsError:
@@ -142,11 +148,15 @@ def wire_student_bar(bar: StudentBar, tab: TrainTab, services: Services, session
         fresh_preset = seen.get("preset") != preset_version and bool(preset)
         shown = room.settings_for(current) if fresh_preset else room.settings_for(current, preset=False)
         own = dataset_choices(services, owner)
+        if shown.dataset not in [value for _, value in own]:  # deleted (the class was cleared): back to the default
+            shown = room.settings_for(dataclasses.replace(shown, dataset=HParams().dataset), preset=False)
         for f, control in zip(FIELDS, tab.controls):
             update[control] = control_update(f, getattr(shown, f.name), locks.get(f.name), own, missing)
         note = note_markdown(locks, preset)
+        if seen.get("version", -1) >= 0 and seen.get("clears", room.clears) != room.clears:
+            note = (CLEARED + "\n\n" + note).strip()  # an open page learns why its runs and datasets went
         update[bar.note] = gr.Markdown(note, visible=bool(note))
-        update[bar.seen] = {"version": version, "preset": preset_version}
+        update[bar.seen] = {"version": version, "preset": preset_version, "clears": room.clears}
         return update
 
     def check(seen):

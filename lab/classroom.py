@@ -258,6 +258,7 @@ class Classroom:
         self.limits = Limits(queue_max=jobs.max_queue)
         self.version = 0  # up with every change of the locks or the preset
         self.preset_version = 0  # up with every push of a preset
+        self.clears = 0  # up with every "clear the class" (with `version`: open pages then say so and refresh)
         jobs.rules = self.admit
 
     # -- the teacher ----------------------------------------------------------------------------
@@ -353,6 +354,9 @@ class Classroom:
         frames = self.captures.clear_all() if self.captures is not None else 0
         datasets = self.datasets.clear() if self.datasets is not None else 0
         self.jobs.forget_ended()
+        with self._lock:
+            self.clears += 1
+            self.version += 1
         return {"stopped_jobs": len(stopped), "deleted_runs": runs, "deleted_datasets": datasets,
                 "deleted_frames": frames}
 

@@ -149,6 +149,9 @@ def test_a_lesson_board_preset_lock_stop_and_clear(browser, lesson):
         sync_api.expect(teacher.locator("#class-message")).to_contain_text("The class is cleared")
         assert not [p for p in lesson.runs_dir.iterdir() if not p.name.startswith(".")]
         sync_api.expect(board_row(teacher, "Ada")).to_contain_text("—")
+        # Ada's open page learns it and drops her deleted run (no reload)
+        sync_api.expect(ada.locator("#teacher-note")).to_contain_text("cleared the class", timeout=15_000)
+        sync_api.expect(ada.locator("#runs-table")).to_contain_text("No runs yet", timeout=10_000)
         teacher.locator("#class-unlock").click()
         sync_api.expect(bo.locator("#teacher-note")).to_contain_text("starting point", timeout=15_000)
         shot(teacher, "class_cleared")
