@@ -79,6 +79,7 @@ class ClassTab:
     projector_loss: gr.Plot
     projector_accuracy: gr.Plot
     close_button: gr.Button
+    key_row: gr.Row | None = None  # the key and its button: hidden while the console is open
 
 
 def create_class_tab() -> ClassTab:
@@ -88,7 +89,7 @@ def create_class_tab() -> ClassTab:
     with gr.Tab("Class", visible=False, elem_id="class-tab") as tab:
         gr.Markdown("## The class\nFor the teacher: see every student's training, steer the class, stop jobs, "
                     "project a run. The key was printed when the lab started.")
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_id="teacher-key-row") as key_row:
             key_box = gr.Textbox(label="Teacher key", type="password", scale=3, elem_id="teacher-key")
             open_button = gr.Button("Open the class console", variant="primary", scale=1, elem_id="teacher-open")
         message = gr.Markdown(LOCKED, elem_id="class-message")
@@ -151,7 +152,7 @@ def create_class_tab() -> ClassTab:
                     datasets_box, epochs_max, lock_button, lift_button, job_seconds, queue_max, limits_button,
                     pause_button, resume_button, stop_choice, stop_button, stop_all_button, clear_button, confirm,
                     yes_button, cancel_button, project_choice, project_button, projector, projector_title,
-                    projector_loss, projector_accuracy, close_button)
+                    projector_loss, projector_accuracy, close_button, key_row)
 
 
 # -- what the board shows (pure functions of the engine's typed board) ---------------------------------
@@ -251,7 +252,8 @@ def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, 
             try:
                 room.check_key(key, opened=True)  # `key` is this page's server-side state: it opened before
             except ClassroomError:
-                return {tab.message: LOCKED, tab.console: gr.Column(visible=False), tab.timer: gr.Timer(active=False)}
+                return {tab.message: LOCKED, tab.console: gr.Column(visible=False), tab.timer: gr.Timer(active=False),
+                        tab.key_row: gr.Row(visible=True)}
             try:
                 return act(*args)
             except (ClassroomError, HParamsError) as e:
@@ -266,6 +268,7 @@ def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, 
         room.leave(ensure_client(state)["client"])  # the teacher's own page is not a student on the board
         limits = room.limits
         return {tab.key: typed.strip(), tab.key_box: "", tab.console: gr.Column(visible=True),
+                tab.key_row: gr.Row(visible=False),
                 tab.timer: gr.Timer(active=True), tab.message: "✅ The console is open on this page.",
                 tab.job_seconds: limits.job_seconds or 0, tab.queue_max: limits.queue_max, **refresh(sort)}
 
@@ -341,7 +344,7 @@ def wire_class_tab(tab: ClassTab, services: Services, session: gr.BrowserState, 
                 tab.projector_accuracy: accuracy}
 
     listing = [tab.table, tab.summary, tab.stop_choice, tab.project_choice, tab.best_plot, tab.shown]
-    gate = [tab.message, tab.console, tab.timer]
+    gate = [tab.message, tab.console, tab.timer, tab.key_row]
     private = dict(api_visibility="private")
     view = [tab.sort, tab.shown]
 

@@ -163,7 +163,7 @@ def test_one_seed_gives_one_run_with_augmentation_on_the_host(runtime, digits, m
     # Parallel tf.data maps took the layers' random draws in thread order: the same settings gave
     # different curves (seen in 5 of 6 repeats), so a student could not tell a knob's effect from noise.
     monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "0")
-    hp = validate(epochs=2, **settings)
+    hp = validate(epochs=1, **settings)
     runs = []
     for _ in range(3):
         log = training.TrainingLog()
@@ -172,7 +172,7 @@ def test_one_seed_gives_one_run_with_augmentation_on_the_host(runtime, digits, m
         runs.append(log.rows)
     assert runs[0] == runs[1] == runs[2]
     log = training.TrainingLog()
-    training.fit(validate(epochs=2, seed=hp.seed + 1, **settings), runtime, log, data=digits)
+    training.fit(validate(epochs=1, seed=hp.seed + 1, **settings), runtime, log, data=digits)
     assert log.rows != runs[0]  # (another seed, another run: the check can tell runs apart)
 
 

@@ -49,6 +49,7 @@ def open_console(page) -> None:
     page.click("#teacher-open")
     sync_api.expect(page.locator("#class-message")).to_contain_text("console is open")
     sync_api.expect(page.locator("#class-board table")).to_be_visible()
+    sync_api.expect(page.locator("#teacher-key-row")).to_be_hidden()  # the key's work is done: out of the way
 
 
 def board_row(page, name: str):

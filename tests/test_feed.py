@@ -158,9 +158,9 @@ def test_augmentation_runs_on_the_device_only_where_every_layer_can_and_it_pays(
 @pytest.mark.slow
 def test_an_augmented_job_on_the_device_trains_repeatably_and_validates_the_pictures_as_they_are(runtime, monkeypatch):
     monkeypatch.setenv(feed.DEVICE_AUGMENT_ENV, "1")
-    hp = validate(model="small_cnn", epochs=3, augment_rotation=0.05, augment_zoom=0.1, augment_translate=0.1)
+    hp = validate(epochs=2, augment_rotation=0.05, augment_zoom=0.1, augment_translate=0.1)
     runs = []
-    for settings in (hp, hp, validate(model="small_cnn", epochs=3)):
+    for settings in (hp, hp, validate(epochs=2)):
         log = training.TrainingLog()
         runs.append((training.fit(settings, runtime, log), log.rows, log.progress.input))
     (result, rows, where), (_, again, _), (_, plain, _) = runs
