@@ -23,7 +23,8 @@ from dataclasses import dataclass
 import gradio as gr
 
 from lab import charts
-from lab.classroom import ClassroomError, StudentRow
+from lab.classroom import ClassroomError
+from lab.contract import StudentRow
 from lab.datasets import DATASETS
 from lab.hparams import HParamsError
 from lab.runs import RunNotFound

@@ -30,9 +30,10 @@ import secrets
 import threading
 import unicodedata
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+from lab.contract import Board, Limits, StudentRow
 from lab.hparams import FIELD_BY_NAME, HParams, HParamsError, number_text, validate
 from lab.jobs import JobError, JobManager
 from lab.teacher_key import KeyGuard
@@ -185,48 +186,6 @@ def clean_nickname(text: Any) -> str:
     if re.fullmatch(r"(?i)student\s*\d+", text):
         raise ClassroomError("that is how the board names students without a nickname: pick another")
     return text
-
-
-@dataclass(frozen=True)
-class Limits:
-    job_seconds: float | None = None  # a job is stopped after this long (None: no limit)
-    queue_max: int | None = None  # jobs that may wait at once (None: the app's default)
-
-    def to_json(self) -> dict:
-        return {"job_seconds": self.job_seconds, "queue_max": self.queue_max}
-
-
-@dataclass(frozen=True)
-class StudentRow:
-    """One line of the teacher's board."""
-
-    student: str  # the display name
-    state: str  # queued, running, done, stopped, failed; "" before their first job
-    epoch: float | None
-    val_accuracy: float | None
-    best_val_accuracy: float | None
-    run_id: str | None  # their best run (the one project mode shows)
-    job_id: str | None  # their newest job
-    rows: list = field(default_factory=list)  # the newest job's metric rows (the small curve)
-    best_title: str = ""  # what the best run is (`small_cnn · lr 0.03 · 96.1%`)
-
-    def to_json(self) -> dict:
-        return {"student": self.student, "state": self.state, "epoch": self.epoch, "val_accuracy": self.val_accuracy,
-                "best_val_accuracy": self.best_val_accuracy, "run_id": self.run_id, "job_id": self.job_id}
-
-
-@dataclass(frozen=True)
-class Board:
-    students: list[StudentRow]
-    queue_length: int
-    paused: bool
-    locks: dict[str, Lock]
-    limits: Limits
-
-    def to_json(self) -> dict:
-        return {"students": [s.to_json() for s in self.students], "queue_length": self.queue_length,
-                "paused": self.paused, "locks": {k: v.to_json() for k, v in self.locks.items()},
-                "limits": self.limits.to_json()}
 
 
 class Classroom:

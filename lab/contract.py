@@ -8,6 +8,8 @@ The page's timer, the `/job_status` endpoint and (later) the teacher's board all
   that is not a field raises, and a writer and a reader cannot drift apart on a key.
 - `JobView`: a copy of one job at one moment (state, place in the queue and ETA, progress, metric rows,
   the `HParams` object itself, the saved run's id); `to_json()` is the API's answer.
+- `Board`, `StudentRow`, `Limits`: the teacher's board as lab.classroom gives it to the Class tab and
+  `/class_board`.
 
 Part of the engine's lowest layer: no gradio, no keras, no other lab module.
 """
@@ -89,3 +91,45 @@ class JobView:
             "progress": self.progress.to_json(),
             "metrics": [dict(r) for r in self.rows], "hparams": self.hparams.to_dict(),
         }
+
+
+@dataclass(frozen=True)
+class Limits:
+    job_seconds: float | None = None  # a job is stopped after this long (None: no limit)
+    queue_max: int | None = None  # jobs that may wait at once (None: the app's default)
+
+    def to_json(self) -> dict:
+        return {"job_seconds": self.job_seconds, "queue_max": self.queue_max}
+
+
+@dataclass(frozen=True)
+class StudentRow:
+    """One line of the teacher's board."""
+
+    student: str  # the display name
+    state: str  # queued, running, done, stopped, failed; "" before their first job
+    epoch: float | None
+    val_accuracy: float | None
+    best_val_accuracy: float | None
+    run_id: str | None  # their best run (the one project mode shows)
+    job_id: str | None  # their newest job
+    rows: list = field(default_factory=list)  # the newest job's metric rows (the small curve)
+    best_title: str = ""  # what the best run is (`small_cnn · lr 0.03 · 96.1%`)
+
+    def to_json(self) -> dict:
+        return {"student": self.student, "state": self.state, "epoch": self.epoch, "val_accuracy": self.val_accuracy,
+                "best_val_accuracy": self.best_val_accuracy, "run_id": self.run_id, "job_id": self.job_id}
+
+
+@dataclass(frozen=True)
+class Board:
+    students: list[StudentRow]
+    queue_length: int
+    paused: bool
+    locks: dict[str, Any]  # field -> lab.classroom.Lock (its to_json() is what the API sends)
+    limits: Limits
+
+    def to_json(self) -> dict:
+        return {"students": [s.to_json() for s in self.students], "queue_length": self.queue_length,
+                "paused": self.paused, "locks": {k: v.to_json() for k, v in self.locks.items()},
+                "limits": self.limits.to_json()}
